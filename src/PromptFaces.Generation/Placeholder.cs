@@ -1,0 +1,2 @@
+namespace PromptFaces.Generation;
+internal static class Placeholder { }
