@@ -1,2 +1,0 @@
-namespace PromptFaces.Generation;
-internal static class Placeholder { }

@@ -1,0 +1,94 @@
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace PromptFaces.Generation.StyleGan2;
+
+/// <summary>How the per-pixel noise inputs of the synthesis layers are fed.</summary>
+public enum NoiseMode
+{
+    /// <summary>The fixed per-layer noise images stored in the checkpoint (deterministic).</summary>
+    Const,
+    /// <summary>Fresh Gaussian noise on every call.</summary>
+    Random,
+    /// <summary>No noise.</summary>
+    None,
+}
+
+/// <summary>
+/// The element-wise and resampling operators of stylegan2-ada-pytorch (bias_act, upfirdn2d, conv2d_resample),
+/// written as plain tensor operations equivalent to NVIDIA's reference implementations.
+/// </summary>
+internal static class Ops
+{
+    public static readonly double LReluGain = Math.Sqrt(2);
+
+    /// <summary>bias_act with 'lrelu': add bias, leaky ReLU 0.2, scale by gain, clamp.</summary>
+    public static Tensor BiasLeakyRelu(Tensor x, Tensor? bias, double gain, double? clamp)
+    {
+        if (bias is not null) x = x + bias.reshape(BiasShape(x, bias));
+        x = F.leaky_relu(x, 0.2) * gain;
+        return clamp is double c ? x.clamp(-c, c) : x;
+    }
+
+    /// <summary>bias_act with 'linear': add bias, clamp.</summary>
+    public static Tensor BiasLinear(Tensor x, Tensor bias, double? clamp)
+    {
+        x = x + bias.reshape(BiasShape(x, bias));
+        return clamp is double c ? x.clamp(-c, c) : x;
+    }
+
+    private static long[] BiasShape(Tensor x, Tensor bias)
+    {
+        var shape = Enumerable.Repeat(1L, (int)x.dim()).ToArray();
+        shape[1] = bias.shape[0];
+        return shape;
+    }
+
+    /// <summary>NVIDIA's setup_filter: the outer product of a 1-D kernel, normalised to sum 1.</summary>
+    public static Tensor SetupFilter(double[] taps, Device device)
+    {
+        var f = tensor(taps.Select(v => (float)v).ToArray(), device: device);
+        var f2 = f.outer(f);
+        return f2 / f2.sum();
+    }
+
+    /// <summary>
+    /// upfirdn2d without up/down-sampling: pad, then a depthwise 2-D FIR filter scaled by <paramref name="gain"/>.
+    /// The filter is symmetric, so correlation equals convolution.
+    /// </summary>
+    public static Tensor Filter2d(Tensor x, Tensor filter, long padX0, long padX1, long padY0, long padY1, double gain)
+    {
+        var channels = x.shape[1];
+        x = F.pad(x, new[] { padX0, padX1, padY0, padY1 });
+        var f = (filter * gain).flip(0, 1).to(x.dtype);
+        var weight = f.unsqueeze(0).unsqueeze(0).expand(channels, 1, f.shape[0], f.shape[1]);
+        return F.conv2d(x, weight, groups: channels);
+    }
+
+    /// <summary>upsample2d: 2x up-sampling by zero insertion and the FIR filter (gain 4 keeps the mean).</summary>
+    public static Tensor Upsample2d(Tensor x, Tensor filter)
+    {
+        long b = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3];
+        var fw = filter.shape[1];
+        x = x.reshape(b, c, h, 1, w, 1);                              // (B, C, H, 1, W, 1)
+        x = F.pad(x, new long[] { 0, 1, 0, 0, 0, 1 });               // (B, C, H, 2, W, 2): zeros between pixels
+        x = x.reshape(b, c, h * 2, w * 2);                            // (B, C, 2H, 2W)
+        long p0 = (fw + 1) / 2, p1 = (fw - 2) / 2;
+        return Filter2d(x, filter, p0, p1, p0, p1, gain: 4);
+    }
+
+    /// <summary>
+    /// A 3x3 convolution followed by 2x up-sampling, as conv2d_resample(up=2, padding=1): a stride-2 transposed
+    /// convolution, then the FIR filter over the result.
+    /// </summary>
+    public static Tensor ConvUp2(Tensor x, Tensor weight, Tensor filter)
+    {
+        var kw = weight.shape[3];
+        var fw = filter.shape[1];
+        long pad = kw / 2;
+        long p0 = pad + (fw + 1) / 2 - (kw - 1);                     // stylegan2-ada's padding bookkeeping
+        long p1 = pad + (fw - 2) / 2 - (kw - 2);
+        x = F.conv_transpose2d(x, weight.transpose(0, 1), strides: new long[] { 2, 2 });
+        return Filter2d(x, filter, p0, p1, p0, p1, gain: 4);
+    }
+}
