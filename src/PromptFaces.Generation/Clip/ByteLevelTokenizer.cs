@@ -1,0 +1,20 @@
+namespace PromptFaces.Generation.Clip;
+
+/// <summary>
+/// A CLIP tokenizer with no learned merges: one token per byte (plus the end-of-word variants) and the two special
+/// tokens, 514 ids in all, end-of-text the largest so CLIP's pooling finds it. It is for random-weight benchmarks and
+/// tests, where no vocabulary file exists; real models bring their own vocab.json and merges.txt.
+/// </summary>
+public static class ByteLevelTokenizer
+{
+    public static ClipTokenizer Create(int contextLength = ClipTokenizer.DefaultContextLength)
+    {
+        var symbols = ClipTokenizer.ByteSymbols();
+        var vocab = new Dictionary<string, int>();
+        foreach (var s in symbols) vocab[s] = vocab.Count;
+        foreach (var s in symbols) vocab[s + "</w>"] = vocab.Count;
+        vocab[ClipTokenizer.StartOfTextToken] = vocab.Count;
+        vocab[ClipTokenizer.EndOfTextToken] = vocab.Count;
+        return new ClipTokenizer(vocab, Array.Empty<(string, string)>(), contextLength);
+    }
+}

@@ -1,0 +1,378 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using PromptFaces.Generation.StyleGan2;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace PromptFaces.Generation.Optimisation;
+
+/// <summary>
+/// Runs several independent latent optimisations as one batch: one generator forward, one CLIP forward and one
+/// backward per step for all of them. Each job's loss is summed into the total, and since no layer mixes batch items,
+/// each job's gradient is exactly its own. Every job keeps its own latents, Adam moments, schedule, step count and
+/// random source, so its result does not depend on its batch-mates (up to float rounding). Jobs join, finish or are
+/// cancelled at step boundaries while the others go on (continuous batching).
+/// </summary>
+public sealed class CoBatchedOptimiser : IDisposable
+{
+    private const double Beta1 = 0.9, Beta2 = 0.999, AdamEps = 1e-8;
+
+    private readonly FaceModels _models;
+    private readonly Func<Tensor, int, (byte[] Bytes, string ContentType)>? _previewEncoder;
+    private readonly List<ActiveJob> _active = new();
+    private readonly Queue<OptimisationRequest> _pending = new();
+    private readonly object _pendingLock = new();
+
+    /// <param name="previewEncoder">turns one (1, 3, H, W) CPU image in [−1, 1] of at most the given side into encoded bytes.</param>
+    public CoBatchedOptimiser(FaceModels models, Func<Tensor, int, (byte[] Bytes, string ContentType)>? previewEncoder = null)
+    {
+        _models = models;
+        _previewEncoder = previewEncoder;
+    }
+
+    public int ActiveCount => _active.Count;
+
+    public int PendingCount { get { lock (_pendingLock) return _pending.Count; } }
+
+    public bool IsIdle => ActiveCount == 0 && PendingCount == 0;
+
+    public IReadOnlyList<string> ActiveJobIds => _active.Select(j => j.Request.Id).ToArray();
+
+    /// <summary>Queues a job; it joins the batch at the next step boundary. Thread-safe.</summary>
+    public void Enqueue(OptimisationRequest request)
+    {
+        lock (_pendingLock) _pending.Enqueue(request);
+    }
+
+    /// <summary>
+    /// One step boundary: admit queued jobs, release cancelled ones, run one step for every active job, and return the
+    /// jobs that ended at this boundary.
+    /// </summary>
+    public IReadOnlyList<JobOutcome> Step()
+    {
+        var ended = new List<JobOutcome>();
+        AdmitPending(ended);
+
+        var cancelled = _active.Where(j => j.Request.Cancellation.IsCancellationRequested).ToList();
+        if (cancelled.Count > 0) ended.AddRange(Finish(cancelled, JobOutcomeStatus.Cancelled));
+        if (_active.Count == 0) return ended;
+
+        var finished = new List<(ActiveJob Job, JobOutcomeStatus Status)>();
+        try
+        {
+            RunStep(finished);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // A failure of the shared step fails every job in it, with the reason; the engine stays usable.
+            var all = _active.ToList();
+            foreach (var o in Finish(all, JobOutcomeStatus.Failed, renderImage: false))
+                ended.Add(o with { Error = $"The optimisation step failed: {e.Message}" });
+            return ended;
+        }
+        foreach (var group in finished.GroupBy(f => f.Status))
+            ended.AddRange(Finish(group.Select(f => f.Job).ToList(), group.Key));
+        return ended;
+    }
+
+    /// <summary>Steps until every queued and active job has ended.</summary>
+    public IReadOnlyList<JobOutcome> RunToCompletion()
+    {
+        var outcomes = new List<JobOutcome>();
+        while (!IsIdle) outcomes.AddRange(Step());
+        return outcomes;
+    }
+
+    /// <summary>A resumable snapshot of an active job, or null if the job is not active.</summary>
+    public OptimisationJobState? Checkpoint(string jobId) => _active.FirstOrDefault(j => j.Request.Id == jobId)?.ExportState();
+
+    private void AdmitPending(List<JobOutcome> ended)
+    {
+        List<OptimisationRequest> admitted;
+        lock (_pendingLock)
+        {
+            admitted = _pending.ToList();
+            _pending.Clear();
+        }
+        foreach (var request in admitted)
+        {
+            if (request.Cancellation.IsCancellationRequested)
+            {
+                ended.Add(new JobOutcome(request.Id, JobOutcomeStatus.Cancelled, 0, double.NaN, double.NaN, 0, null, Array.Empty<string>(), null, 0));
+                continue;
+            }
+            try
+            {
+                _active.Add(ActiveJob.Start(_models, request));
+            }
+            catch (Exception e) when (e is ArgumentException or InvalidOperationException or InvalidDataException or ExternalException)
+            {
+                ended.Add(new JobOutcome(request.Id, JobOutcomeStatus.Failed, 0, double.NaN, double.NaN, 0, null, Array.Empty<string>(), e.Message, 0));
+            }
+        }
+    }
+
+    private void RunStep(List<(ActiveJob, JobOutcomeStatus)> finished)
+    {
+        using var scope = NewDisposeScope();
+        var jobs = _active;
+        int n = jobs.Count;
+        int size = _models.ClipImageSize;
+
+        var ws = cat(jobs.Select(j => j.Ws).ToArray(), 0);                                   // (n, num_ws, w_dim)
+        var images = _models.Generator.Synthesis.Forward(ws, NoiseMode.Const);                // (n, 3, R, R)
+
+        // Every job draws its own views; jobs may ask for different numbers, so sample each job's block separately.
+        var features = new List<Tensor>(n);
+        var views = new List<Tensor>(n);
+        for (int j = 0; j < n; j++)
+        {
+            var job = jobs[j];
+            var thetas = tensor(Cutouts.DrawThetas(job.Rng, job.Settings.Cutouts, job.Settings.CutoutMinScale), device: _models.Device)
+                .reshape(job.Settings.Cutouts, 2, 3);
+            views.Add(Cutouts.Sample(images.narrow(0, j, 1), thetas, job.Settings.Cutouts, size));  // (K_j, 3, S, S)
+        }
+        var allFeatures = F.normalize(_models.Clip.EncodeImage(ClipGuidance.Normalise(cat(views.ToArray(), 0))), dim: -1); // (ΣK, D)
+
+        var losses = new List<Tensor>(n);
+        var stats = new (double Loss, double Similarity, double Lr)[n];
+        long offset = 0;
+        for (int j = 0; j < n; j++)
+        {
+            var job = jobs[j];
+            var f = allFeatures.narrow(0, offset, job.Settings.Cutouts);                       // (K, D)
+            offset += job.Settings.Cutouts;
+            var distance = ClipGuidance.Distance(f, job.TextFeatures, job.Settings.Loss);     // (K, P)
+            var loss = (distance.mean(new long[] { 0 }) * job.PromptWeights).sum();
+            if (job.Settings.LatentPullWeight > 0)
+                loss = loss + job.Settings.LatentPullWeight * (job.Ws - job.StartWs).square().sum(-1).mean();
+            losses.Add(loss);
+            using (no_grad())
+            {
+                var cos = f.narrow(0, 0, 1).matmul(job.TextFeatures.t()).squeeze(0);          // (P)
+                stats[j] = (loss.item<float>(), (cos * job.PositiveWeights).sum().item<float>(), job.LearningRate());
+            }
+        }
+        stack(losses.ToArray()).sum().backward();
+
+        using (no_grad())
+        {
+            var previews = images.detach();
+            for (int j = 0; j < n; j++)
+            {
+                var job = jobs[j];
+                job.RecordSimilarity(stats[j].Similarity);
+                job.AdamStep(stats[j].Lr);
+                var done = job.StepIndex >= job.Settings.Steps;
+                var stale = !done && job.Settings.Patience > 0 && job.StepsSinceImprovement >= job.Settings.Patience;
+                if (done) finished.Add((job, JobOutcomeStatus.Completed));
+                else if (stale) finished.Add((job, JobOutcomeStatus.StoppedEarly));
+                job.Report(stats[j].Loss, stats[j].Similarity, stats[j].Lr, previews.narrow(0, j, 1), done || stale, _previewEncoder);
+            }
+        }
+    }
+
+    private List<JobOutcome> Finish(List<ActiveJob> jobs, JobOutcomeStatus status, bool renderImage = true)
+    {
+        var outcomes = new List<JobOutcome>(jobs.Count);
+        Tensor? images = null;
+        if (renderImage && jobs.Count > 0)
+        {
+            using var noGrad = no_grad();
+            using var scope = NewDisposeScope();
+            var best = cat(jobs.Select(j => j.BestWs).ToArray(), 0);
+            images = _models.Generator.Synthesis.Forward(best, NoiseMode.Const).cpu().MoveToOuterDisposeScope();
+        }
+        for (int i = 0; i < jobs.Count; i++)
+        {
+            var job = jobs[i];
+            var image = images?.narrow(0, i, 1).clone();
+            outcomes.Add(new JobOutcome(job.Request.Id, status, job.StepIndex, job.SimilarityStart,
+                job.StepIndex == 0 ? job.SimilarityStart : job.BestSimilarity, job.BestStep, image, job.Warnings, null, job.Clock.Elapsed.TotalMilliseconds));
+            _active.Remove(job);
+            job.Dispose();
+        }
+        images?.Dispose();
+        return outcomes;
+    }
+
+    public void Dispose()
+    {
+        foreach (var job in _active) job.Dispose();
+        _active.Clear();
+    }
+
+    private sealed class ActiveJob : IDisposable
+    {
+        public required OptimisationRequest Request { get; init; }
+        public OptimisationSettings Settings => Request.Settings;
+        public required Tensor Ws { get; init; }             // (1, num_ws, w_dim) leaf, requires grad
+        public required Tensor StartWs { get; init; }
+        public required Tensor BestWs { get; init; }
+        public required Tensor M { get; init; }
+        public required Tensor V { get; init; }
+        public required Tensor TextFeatures { get; init; }   // (P, D) unit length
+        public required Tensor PromptWeights { get; init; }  // (P)
+        public required Tensor PositiveWeights { get; init; } // (P): positive weights normalised to sum 1, zero elsewhere
+        public required SplitMix64 Rng { get; init; }
+        public required IReadOnlyList<string> Warnings { get; init; }
+        public Stopwatch Clock { get; } = Stopwatch.StartNew();
+        public int StepIndex { get; private set; }
+        public double SimilarityStart { get; private set; } = double.NaN;
+        public double BestSimilarity { get; private set; } = double.NegativeInfinity;
+        public int BestStep { get; private set; }
+        public double PatienceReference { get; private set; } = double.NegativeInfinity;
+        public int StepsSinceImprovement { get; private set; }
+
+        public static ActiveJob Start(FaceModels models, OptimisationRequest request)
+        {
+            var settings = request.Settings;
+            if (settings.Validate() is string problem) throw new ArgumentException(problem);
+            var g = models.Generator;
+            using var scope = NewDisposeScope();
+            var (text, warnings) = ClipGuidance.EncodePrompts(models, settings.Prompts);
+            var weights = tensor(settings.Prompts.Select(p => (float)p.Weight).ToArray(), device: models.Device);
+            var positive = weights.clamp(min: 0);
+            positive = positive / positive.sum();
+
+            Tensor start;
+            var resume = request.ResumeFrom;
+            if (resume is null)
+                start = ChooseStart(models, settings, text, positive);
+            else
+                start = FromArray(resume.StartWs, g, models.Device, "StartWs");
+
+            var job = new ActiveJob
+            {
+                Request = request,
+                Ws = (resume is null ? start.clone() : FromArray(resume.Ws, g, models.Device, "Ws")).detach().requires_grad_(true).MoveToOuterDisposeScope(),
+                StartWs = start.detach().clone().MoveToOuterDisposeScope(),
+                BestWs = (resume is null ? start.clone() : FromArray(resume.BestWs, g, models.Device, "BestWs")).detach().MoveToOuterDisposeScope(),
+                M = (resume is null ? zeros_like(start) : FromArray(resume.AdamM, g, models.Device, "AdamM")).MoveToOuterDisposeScope(),
+                V = (resume is null ? zeros_like(start) : FromArray(resume.AdamV, g, models.Device, "AdamV")).MoveToOuterDisposeScope(),
+                TextFeatures = text.MoveToOuterDisposeScope(),
+                PromptWeights = weights.MoveToOuterDisposeScope(),
+                PositiveWeights = positive.MoveToOuterDisposeScope(),
+                // The augmentation stream is derived from the seed but independent of the latent draw.
+                Rng = new SplitMix64(resume?.RngState ?? unchecked((ulong)settings.Seed * 0x2545F4914F6CDD1DUL + 0x5851F42D4C957F2DUL)),
+                Warnings = warnings,
+            };
+            if (resume is not null) job.Restore(resume);
+            return job;
+        }
+
+        /// <summary>z from the seed through mapping and truncation; with best-of-N, the candidate CLIP scores highest.</summary>
+        private static Tensor ChooseStart(FaceModels models, OptimisationSettings settings, Tensor text, Tensor positive)
+        {
+            using var noGrad = no_grad();
+            var g = models.Generator;
+            using var rng = new Generator((ulong)settings.Seed);
+            var z = randn(new long[] { settings.Starts, g.Config.ZDim }, generator: rng).to(models.Device);  // (N, z_dim)
+            var ws = g.Mapping.Forward(z, settings.TruncationPsi, settings.TruncationCutoff);                  // (N, num_ws, w_dim)
+            if (settings.Starts == 1) return ws;
+            var images = g.Synthesis.Forward(ws, NoiseMode.Const);
+            var pixels = F.interpolate(images, new long[] { models.ClipImageSize, models.ClipImageSize }, mode: InterpolationMode.Bilinear, align_corners: false);
+            var features = F.normalize(models.Clip.EncodeImage(ClipGuidance.Normalise(pixels)), dim: -1);  // (N, D)
+            var score = (features.matmul(text.t()) * positive).sum(-1);                                        // (N)
+            var best = score.argmax().item<long>();
+            return ws.narrow(0, best, 1);
+        }
+
+        private static Tensor FromArray(float[] values, StyleGan2Generator g, Device device, string name)
+        {
+            long expected = (long)g.NumWs * g.Config.WDim;
+            if (values.Length != expected)
+                throw new InvalidDataException($"The checkpointed job state's {name} has {values.Length} values; this generator needs {expected} ({g.NumWs} x {g.Config.WDim}). It was saved with another model.");
+            return tensor(values, device: device).reshape(1, g.NumWs, g.Config.WDim);
+        }
+
+        private void Restore(OptimisationJobState s)
+        {
+            StepIndex = s.Step;
+            SimilarityStart = s.SimilarityStart;
+            BestSimilarity = s.BestSimilarity;
+            BestStep = s.BestStep;
+            PatienceReference = s.PatienceReference;
+            StepsSinceImprovement = s.StepsSinceImprovement;
+        }
+
+        public OptimisationJobState ExportState()
+        {
+            static float[] Arr(Tensor t) => t.detach().cpu().contiguous().data<float>().ToArray();
+            return new OptimisationJobState
+            {
+                Step = StepIndex,
+                Ws = Arr(Ws),
+                StartWs = Arr(StartWs),
+                AdamM = Arr(M),
+                AdamV = Arr(V),
+                BestWs = Arr(BestWs),
+                RngState = Rng.State,
+                SimilarityStart = SimilarityStart,
+                BestSimilarity = BestSimilarity,
+                BestStep = BestStep,
+                PatienceReference = PatienceReference,
+                StepsSinceImprovement = StepsSinceImprovement,
+            };
+        }
+
+        public double LearningRate() =>
+            LearningRateSchedule.At(StepIndex, Settings.Steps, Settings.LearningRate, Settings.WarmupFraction, Settings.RampDownFraction);
+
+        /// <summary>Records the similarity of the current latents, which the step about to be taken scored.</summary>
+        public void RecordSimilarity(double similarity)
+        {
+            if (StepIndex == 0) SimilarityStart = similarity;
+            if (similarity > BestSimilarity)
+            {
+                BestSimilarity = similarity;
+                BestStep = StepIndex;
+                BestWs.copy_(Ws.detach());
+            }
+            if (similarity > PatienceReference + Settings.MinImprovement)
+            {
+                PatienceReference = similarity;
+                StepsSinceImprovement = 0;
+            }
+            else
+            {
+                StepsSinceImprovement++;
+            }
+        }
+
+        public void AdamStep(double lr)
+        {
+            var grad = Ws.grad ?? throw new InvalidOperationException("no gradient reached the latents");
+            StepIndex++;
+            M.mul_(Beta1).add_(grad, alpha: 1 - Beta1);
+            V.mul_(Beta2).addcmul_(grad, grad, value: 1 - Beta2);
+            var mHat = M / (1 - Math.Pow(Beta1, StepIndex));
+            var vHat = V / (1 - Math.Pow(Beta2, StepIndex));
+            Ws.sub_(mHat / (vHat.sqrt() + AdamEps) * lr);
+            grad.zero_();
+        }
+
+        public void Report(double loss, double similarity, double lr, Tensor image, bool last,
+            Func<Tensor, int, (byte[] Bytes, string ContentType)>? encoder)
+        {
+            if (Request.Progress is null) return;
+            byte[]? preview = null;
+            string? type = null;
+            if (encoder is not null && Settings.PreviewSize > 0 && (last || StepIndex % Settings.PreviewEvery == 0 || StepIndex == 1))
+            {
+                var side = image.shape[2];
+                var small = side > Settings.PreviewSize
+                    ? F.interpolate(image, new long[] { Settings.PreviewSize, Settings.PreviewSize }, mode: InterpolationMode.Area)
+                    : image;
+                (preview, type) = encoder(small.cpu(), Settings.PreviewSize);
+            }
+            Request.Progress(new StepProgress(Request.Id, StepIndex, Settings.Steps, loss, similarity, lr, preview, type, Clock.Elapsed.TotalMilliseconds));
+        }
+
+        public void Dispose()
+        {
+            Ws.Dispose(); StartWs.Dispose(); BestWs.Dispose(); M.Dispose(); V.Dispose();
+            TextFeatures.Dispose(); PromptWeights.Dispose(); PositiveWeights.Dispose();
+        }
+    }
+}

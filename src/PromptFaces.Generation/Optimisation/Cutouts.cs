@@ -1,0 +1,44 @@
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace PromptFaces.Generation.Optimisation;
+
+/// <summary>
+/// Random square crops (with random horizontal flips) of the rendered images, resampled to CLIP's input size in one
+/// batched grid-sample. CLIP scoring many views makes the gradient robust: it rewards the prompt's features rather than
+/// adversarial pixel patterns. View 0 of every image is the whole image, unflipped, so similarity can be reported on it.
+/// </summary>
+public static class Cutouts
+{
+    /// <summary>The affine sampling matrices for one job's views: (K, 2, 3), mapping output to input coordinates.</summary>
+    public static float[] DrawThetas(SplitMix64 rng, int count, double minScale)
+    {
+        var theta = new float[count * 6];
+        for (int k = 0; k < count; k++)
+        {
+            double s = 1, tx = 0, ty = 0, flip = 1;
+            if (k > 0)
+            {
+                s = minScale + (1 - minScale) * rng.NextDouble();
+                tx = (1 - s) * (2 * rng.NextDouble() - 1);
+                ty = (1 - s) * (2 * rng.NextDouble() - 1);
+                flip = rng.NextDouble() < 0.5 ? -1 : 1;
+            }
+            theta[k * 6 + 0] = (float)(s * flip);
+            theta[k * 6 + 2] = (float)tx;
+            theta[k * 6 + 4] = (float)s;
+            theta[k * 6 + 5] = (float)ty;
+        }
+        return theta;
+    }
+
+    /// <param name="images">(B, 3, R, R)</param>
+    /// <param name="thetas">(B·K, 2, 3), the views of image b at rows b·K … b·K + K − 1</param>
+    /// <returns>(B·K, 3, size, size)</returns>
+    public static Tensor Sample(Tensor images, Tensor thetas, int viewsPerImage, int size)
+    {
+        var source = images.repeat_interleave(viewsPerImage, dim: 0);        // (B·K, 3, R, R)
+        var grid = F.affine_grid(thetas, new long[] { source.shape[0], source.shape[1], size, size }, align_corners: false);
+        return F.grid_sample(source, grid, GridSampleMode.Bilinear, GridSamplePaddingMode.Border, align_corners: false);
+    }
+}

@@ -1,0 +1,58 @@
+namespace PromptFaces.Generation.Optimisation;
+
+/// <summary>A prompt and its weight; a negative weight pushes the face away from the text.</summary>
+public sealed record WeightedPrompt(string Text, double Weight = 1.0);
+
+/// <summary>How the distance between an image embedding and a prompt embedding is measured.</summary>
+public enum GuidanceLoss
+{
+    /// <summary>2·arcsin(‖a − b‖ / 2)², the squared great-circle distance of the unit embeddings.</summary>
+    Spherical,
+    /// <summary>1 − cos(a, b).</summary>
+    Cosine,
+}
+
+/// <summary>
+/// Everything that decides one optimisation run. Defaults follow what worked for CLIP-guided StyleGAN: truncation 0.7
+/// for a typical start, W+ with Adam, a short warm-up and a cosine ramp-down of the learning rate.
+/// </summary>
+public sealed record OptimisationSettings
+{
+    public IReadOnlyList<WeightedPrompt> Prompts { get; init; } = Array.Empty<WeightedPrompt>();
+    public long Seed { get; init; }                         // draws z (and the augmentations): same seed, same run on CPU
+    public int Steps { get; init; } = 100;                  // maximum number of Adam steps
+    public double TruncationPsi { get; init; } = 0.7;       // start latent: w_avg + psi (w − w_avg)
+    public int? TruncationCutoff { get; init; }             // truncate only the first ws when set
+    public int Starts { get; init; } = 1;                   // best-of-N: render N candidates, keep the one CLIP likes most
+    public double LearningRate { get; init; } = 0.05;       // peak Adam learning rate in w space
+    public double WarmupFraction { get; init; } = 0.05;     // linear ramp-up over this fraction of the steps
+    public double RampDownFraction { get; init; } = 0.25;   // cosine ramp-down over the final fraction of the steps
+    public int Cutouts { get; init; } = 8;                  // augmented views per step; the first is always the whole image
+    public double CutoutMinScale { get; init; } = 0.7;      // smallest crop side as a fraction of the image side
+    public GuidanceLoss Loss { get; init; } = GuidanceLoss.Spherical;
+    public double LatentPullWeight { get; init; }           // L2 pull towards the starting latent; 0 disables
+    public int Patience { get; init; }                      // stop after this many steps without improvement; 0 disables
+    public double MinImprovement { get; init; } = 1e-3;    // similarity gain that counts as improvement for Patience
+    public int PreviewSize { get; init; } = 128;            // per-step preview side in pixels; 0 disables previews
+    public int PreviewEvery { get; init; } = 1;             // send a preview every k-th step (and always the last)
+
+    /// <summary>The first problem with the settings, phrased for the person who chose them, or null.</summary>
+    public string? Validate()
+    {
+        if (Prompts.Count == 0) return "At least one prompt is required.";
+        if (Prompts.Any(p => string.IsNullOrWhiteSpace(p.Text))) return "Prompts must not be empty.";
+        if (!Prompts.Any(p => p.Weight > 0)) return "At least one prompt must have a positive weight.";
+        if (Prompts.Any(p => double.IsNaN(p.Weight) || double.IsInfinity(p.Weight))) return "Prompt weights must be finite numbers.";
+        if (Steps < 1 || Steps > 100_000) return $"Steps must be between 1 and 100000 (got {Steps}).";
+        if (TruncationPsi < 0 || TruncationPsi > 2) return $"Truncation psi must be between 0 and 2 (got {TruncationPsi}).";
+        if (Starts < 1 || Starts > 64) return $"Starts (best-of-N) must be between 1 and 64 (got {Starts}).";
+        if (!(LearningRate > 0 && LearningRate <= 10)) return $"The learning rate must be in (0, 10] (got {LearningRate}).";
+        if (Cutouts < 1 || Cutouts > 128) return $"Cutouts must be between 1 and 128 (got {Cutouts}).";
+        if (CutoutMinScale <= 0 || CutoutMinScale > 1) return $"The minimum cutout scale must be in (0, 1] (got {CutoutMinScale}).";
+        if (WarmupFraction < 0 || WarmupFraction > 1 || RampDownFraction < 0 || RampDownFraction > 1) return "Warm-up and ramp-down fractions must be between 0 and 1.";
+        if (LatentPullWeight < 0) return "The latent pull weight must not be negative.";
+        if (Patience < 0) return "Patience must not be negative.";
+        if (PreviewSize < 0 || PreviewEvery < 1) return "Preview size must be >= 0 and preview interval >= 1.";
+        return null;
+    }
+}

@@ -1,0 +1,186 @@
+using PromptFaces.Generation.Optimisation;
+using Xunit;
+using static TorchSharp.torch;
+
+namespace PromptFaces.Generation.Tests.Optimisation;
+
+/// <summary>The latent optimiser on the fixture networks: it improves similarity, batches exactly, cancels, repeats.</summary>
+public sealed class OptimiserTests : IDisposable
+{
+    private readonly FaceModels? _models = Fixtures.Root is null ? null : TinyModels.Load();
+    private readonly ITestOutputHelper _output;
+
+    public OptimiserTests(ITestOutputHelper output) => _output = output;
+
+    public void Dispose() => _models?.Dispose();
+
+    private static OptimisationSettings Settings(string prompt, long seed, int steps = 30) => new()
+    {
+        Prompts = new[] { new WeightedPrompt(prompt) },
+        Seed = seed,
+        Steps = steps,
+        Cutouts = 4,
+        LearningRate = 0.1,
+        PreviewSize = 16,
+    };
+
+    private FaceModels Models()
+    {
+        Assert.SkipWhen(_models is null, Fixtures.MissingReason);
+        return _models!;
+    }
+
+    [Fact]
+    public void Similarity_to_the_prompt_rises_over_the_steps()
+    {
+        var models = Models();
+        var similarities = new List<double>();
+        using var engine = new CoBatchedOptimiser(models);
+        engine.Enqueue(new OptimisationRequest("a", Settings("a red face", 7, steps: 40), p => similarities.Add(p.Similarity)));
+        var outcome = Assert.Single(engine.RunToCompletion());
+        _output.WriteLine($"start {outcome.SimilarityStart:F4} end {outcome.SimilarityEnd:F4}");
+        Assert.Equal(JobOutcomeStatus.Completed, outcome.Status);
+        Assert.Equal(40, similarities.Count);
+        Assert.True(outcome.SimilarityEnd > outcome.SimilarityStart + 0.05, $"similarity went from {outcome.SimilarityStart:F4} to {outcome.SimilarityEnd:F4}");
+        Assert.True(similarities.Skip(30).Average() > similarities.Take(5).Average());
+        Assert.NotNull(outcome.Image);
+        Assert.Equal(new long[] { 1, 3, 32, 32 }, outcome.Image!.shape);
+    }
+
+    [Fact]
+    public void A_job_in_a_batch_gives_the_same_result_as_alone()
+    {
+        var models = Models();
+        JobOutcome Solo()
+        {
+            using var engine = new CoBatchedOptimiser(models);
+            engine.Enqueue(new OptimisationRequest("x", Settings("blue eyes", 11, steps: 12)));
+            return engine.RunToCompletion().Single();
+        }
+        var alone = Solo();
+
+        using var batch = new CoBatchedOptimiser(models);
+        batch.Enqueue(new OptimisationRequest("other1", Settings("a smiling face", 3, steps: 5)));   // finishes first
+        batch.Enqueue(new OptimisationRequest("x", Settings("blue eyes", 11, steps: 12)));
+        batch.Step();
+        batch.Step();
+        batch.Enqueue(new OptimisationRequest("late", Settings("green hair", 5, steps: 20) with { Cutouts = 6 })); // joins mid-run
+        var outcomes = batch.RunToCompletion();
+        var inBatch = outcomes.Single(o => o.JobId == "x");
+
+        Assert.Equal(12, inBatch.StepsRun);
+        Assert.Equal(alone.SimilarityEnd, inBatch.SimilarityEnd, 4);
+        var diff = (alone.Image! - inBatch.Image!).abs().max().item<float>();
+        _output.WriteLine($"max pixel difference batch vs solo: {diff:G3}");
+        Assert.True(diff < 1e-3, $"batched image differs from the solo run by {diff}");
+    }
+
+    [Fact]
+    public void Cancellation_stops_the_job_at_the_next_step_boundary_and_others_continue()
+    {
+        var models = Models();
+        using var cts = new CancellationTokenSource();
+        var steps = new List<int>();
+        using var engine = new CoBatchedOptimiser(models);
+        engine.Enqueue(new OptimisationRequest("cancel-me", Settings("a face", 1, steps: 50), p =>
+        {
+            steps.Add(p.Step);
+            if (p.Step == 3) cts.Cancel();
+        }, Cancellation: cts.Token));
+        engine.Enqueue(new OptimisationRequest("keep", Settings("a face", 2, steps: 6)));
+        var outcomes = engine.RunToCompletion();
+        var cancelled = outcomes.Single(o => o.JobId == "cancel-me");
+        Assert.Equal(JobOutcomeStatus.Cancelled, cancelled.Status);
+        Assert.Equal(3, cancelled.StepsRun);
+        Assert.Equal(new[] { 1, 2, 3 }, steps);
+        Assert.NotNull(cancelled.Image);
+        Assert.Equal(JobOutcomeStatus.Completed, outcomes.Single(o => o.JobId == "keep").Status);
+    }
+
+    [Fact]
+    public void The_same_seed_gives_the_same_face_and_another_seed_a_different_one()
+    {
+        var models = Models();
+        Tensor Run(long seed)
+        {
+            using var engine = new CoBatchedOptimiser(models);
+            engine.Enqueue(new OptimisationRequest("d", Settings("a face", seed, steps: 6)));
+            return engine.RunToCompletion().Single().Image!;
+        }
+        var a = Run(42);
+        var b = Run(42);
+        var c = Run(43);
+        Assert.True(a.eq(b).all().item<bool>(), "two runs with seed 42 differ");
+        Assert.False(a.allclose(c), "seeds 42 and 43 gave the same face");
+    }
+
+    [Fact]
+    public void A_job_resumed_from_a_checkpoint_ends_exactly_like_an_uninterrupted_run()
+    {
+        var models = Models();
+        var settings = Settings("a face with glasses", 9, steps: 10);
+        using var straight = new CoBatchedOptimiser(models);
+        straight.Enqueue(new OptimisationRequest("r", settings));
+        var expected = straight.RunToCompletion().Single();
+
+        OptimisationJobState state;
+        using (var first = new CoBatchedOptimiser(models))
+        {
+            first.Enqueue(new OptimisationRequest("r", settings));
+            for (int i = 0; i < 4; i++) first.Step();
+            state = first.Checkpoint("r")!;
+        }
+        Assert.Equal(4, state.Step);
+        using var second = new CoBatchedOptimiser(models);
+        second.Enqueue(new OptimisationRequest("r", settings, ResumeFrom: state));
+        var resumed = second.RunToCompletion().Single();
+        Assert.Equal(10, resumed.StepsRun);
+        Assert.True(expected.Image!.eq(resumed.Image!).all().item<bool>(), "the resumed run's image differs");
+    }
+
+    [Fact]
+    public void Early_stopping_ends_a_job_that_stops_improving()
+    {
+        var models = Models();
+        using var engine = new CoBatchedOptimiser(models);
+        // A tiny learning rate barely moves the latents, so similarity cannot improve by the required margin.
+        engine.Enqueue(new OptimisationRequest("s", Settings("a face", 4, steps: 200) with { LearningRate = 1e-6, Patience = 5, MinImprovement = 0.01 }));
+        var outcome = engine.RunToCompletion().Single();
+        Assert.Equal(JobOutcomeStatus.StoppedEarly, outcome.Status);
+        Assert.True(outcome.StepsRun < 20, $"ran {outcome.StepsRun} steps");
+    }
+
+    [Fact]
+    public void Invalid_settings_fail_the_job_with_a_clear_message_and_the_engine_goes_on()
+    {
+        var models = Models();
+        using var engine = new CoBatchedOptimiser(models);
+        engine.Enqueue(new OptimisationRequest("bad", Settings("a face", 1) with { Steps = 0 }));
+        engine.Enqueue(new OptimisationRequest("good", Settings("a face", 1, steps: 2)));
+        var outcomes = engine.RunToCompletion();
+        var bad = outcomes.Single(o => o.JobId == "bad");
+        Assert.Equal(JobOutcomeStatus.Failed, bad.Status);
+        Assert.Contains("Steps must be between 1 and", bad.Error);
+        Assert.Equal(JobOutcomeStatus.Completed, outcomes.Single(o => o.JobId == "good").Status);
+    }
+
+    [Fact]
+    public void Negative_prompts_and_best_of_n_start_run()
+    {
+        var models = Models();
+        using var engine = new CoBatchedOptimiser(models);
+        var settings = Settings("a face", 5, steps: 3) with
+        {
+            Prompts = new[] { new WeightedPrompt("red hair", 1), new WeightedPrompt("glasses", -0.5) },
+            Starts = 4,
+        };
+        engine.Enqueue(new OptimisationRequest("n", settings));
+        var outcome = engine.RunToCompletion().Single();
+        Assert.Equal(JobOutcomeStatus.Completed, outcome.Status);
+
+        // Best-of-4 starts no worse than the plain first candidate of the same seed.
+        using var single = new CoBatchedOptimiser(models);
+        single.Enqueue(new OptimisationRequest("n1", settings with { Starts = 1 }));
+        Assert.True(outcome.SimilarityStart >= single.RunToCompletion().Single().SimilarityStart - 1e-6);
+    }
+}
