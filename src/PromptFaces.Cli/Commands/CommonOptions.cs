@@ -1,0 +1,31 @@
+using System.CommandLine;
+using PromptFaces.Generation.Devices;
+using static TorchSharp.torch;
+
+namespace PromptFaces.Cli.Commands;
+
+/// <summary>Options shared by several commands.</summary>
+internal static class CommonOptions
+{
+    public static Option<string> Device() => new("--device")
+    {
+        Description = "cpu (default), cuda or cuda:N. CUDA needs libtorch with CUDA: reference TorchSharp-cuda-linux, or pass --libtorch.",
+        DefaultValueFactory = _ => "cpu",
+    };
+
+    public static Option<string?> Libtorch() => new("--libtorch")
+    {
+        Description = "Folder holding CUDA libtorch (for example an installed PyTorch's torch/lib); also read from PROMPTFACES_LIBTORCH.",
+    };
+
+    public static Option<int?> Threads() => new("--threads")
+    {
+        Description = "CPU threads for libtorch (default: all cores).",
+    };
+
+    public static Device ResolveDevice(ParseResult r, Option<string> device, Option<string?> libtorch, Option<int?> threads)
+    {
+        ComputeDevices.ConfigureCpuThreads(r.GetValue(threads));
+        return ComputeDevices.Resolve(r.GetValue(device) ?? "cpu", r.GetValue(libtorch));
+    }
+}
