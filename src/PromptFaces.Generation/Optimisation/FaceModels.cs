@@ -1,4 +1,5 @@
 using PromptFaces.Generation.Clip;
+using PromptFaces.Generation.Devices;
 using PromptFaces.Generation.StyleGan2;
 using static TorchSharp.torch;
 
@@ -23,6 +24,7 @@ public sealed class FaceModels : IDisposable
             throw new ArgumentException($"The tokenizer's context length ({tokenizer.ContextLength}) differs from CLIP's max_position_embeddings ({clip.Config.TextConfig.MaxPositionEmbeddings}).");
         if (tokenizer.VocabSize > clip.Config.TextConfig.VocabSize)
             throw new ArgumentException($"The tokenizer has {tokenizer.VocabSize} tokens but CLIP's text model only {clip.Config.TextConfig.VocabSize}: they do not belong together.");
+        CpuAllocator.KeepFreedBlocksForReuse();
         Generator = generator.Freeze();
         Clip = clip;
         foreach (var p in clip.parameters()) p.requires_grad = false;
