@@ -1,9 +1,9 @@
 using System.CommandLine;
 using PromptFaces.Cli;
 using PromptFaces.Cli.Commands;
+using PromptFaces.Generation.Devices;
 
-// libtorch warns once per convolution that NNPACK does not support this CPU; the fallback is fine, so keep stderr readable.
-if (Environment.GetEnvironmentVariable("TORCH_CPP_LOG_LEVEL") is null) Environment.SetEnvironmentVariable("TORCH_CPP_LOG_LEVEL", "ERROR");
+NativeLogging.QuietLibTorchWarnings();
 
 var root = new RootCommand("promptfaces: turn text prompts into faces with CLIP-guided StyleGAN2 latent optimisation.")
 {

@@ -22,12 +22,53 @@ internal static class Ops
 {
     public static readonly double LReluGain = Math.Sqrt(2);
 
-    /// <summary>bias_act with 'lrelu': add bias, leaky ReLU 0.2, scale by gain, clamp.</summary>
+    /// <summary>
+    /// bias_act with 'lrelu': add bias, leaky ReLU 0.2, scale by gain, clamp. Where gradients are needed it runs as one
+    /// autograd function that keeps only its output for the backward pass (as NVIDIA's CUDA kernel does): the slope
+    /// and the clamp mask are read off the output's sign and size. Plain autograd would keep two more full-size
+    /// activations per layer, which is most of the memory of a 1024x1024 step.
+    /// </summary>
     public static Tensor BiasLeakyRelu(Tensor x, Tensor? bias, double gain, double? clamp)
     {
-        if (bias is not null) x = x + bias.reshape(BiasShape(x, bias));
-        x = F.leaky_relu(x, 0.2) * gain;
-        return clamp is double c ? x.clamp(-c, c) : x;
+        bias ??= zeros(x.shape[1], dtype: x.dtype, device: x.device);
+        if (is_grad_enabled() && (x.requires_grad || bias.requires_grad))
+            return BiasLeakyReluFunction.apply(x, bias, gain, clamp ?? -1.0);
+        return BiasLeakyReluForward(x, bias, gain, clamp ?? -1.0);
+    }
+
+    internal static Tensor BiasLeakyReluForward(Tensor x, Tensor bias, double gain, double clamp)
+    {
+        var y = F.leaky_relu(x + bias.reshape(BiasShape(x, bias)), 0.2) * gain;
+        return clamp >= 0 ? y.clamp(-clamp, clamp) : y;
+    }
+
+    private sealed class BiasLeakyReluFunction : TorchSharp.torch.autograd.SingleTensorFunction<BiasLeakyReluFunction>
+    {
+        public override string Name => "BiasLeakyRelu";
+
+        public override Tensor forward(TorchSharp.torch.autograd.AutogradContext ctx, params object[] vars)
+        {
+            var (x, bias, gain, clamp) = ((Tensor)vars[0], (Tensor)vars[1], (double)vars[2], (double)vars[3]);
+            var y = BiasLeakyReluForward(x, bias, gain, clamp);
+            ctx.save_for_backward(new List<Tensor> { y });
+            ctx.save_data("gain", gain);
+            ctx.save_data("clamp", clamp);
+            ctx.save_data("bias_shape", bias.shape);
+            return y;
+        }
+
+        public override List<Tensor> backward(TorchSharp.torch.autograd.AutogradContext ctx, Tensor gradOutput)
+        {
+            var y = ctx.get_saved_variables()[0];
+            var gain = (double)ctx.get_data("gain");
+            var clamp = (double)ctx.get_data("clamp");
+            var slope = where(y > 0, gain, 0.2 * gain);                     // leaky ReLU's slope, read off the output
+            var grad = gradOutput * slope;
+            if (clamp >= 0) grad = grad * (y.abs() < clamp);                  // clamped values pass no gradient
+            var dims = Enumerable.Range(0, (int)grad.dim()).Where(d => d != 1).Select(d => (long)d).ToArray();
+            var gradBias = grad.sum(dims);
+            return new List<Tensor> { grad, gradBias, null!, null! };   // one entry per argument: gain and clamp get none
+        }
     }
 
     /// <summary>bias_act with 'linear': add bias, clamp.</summary>
