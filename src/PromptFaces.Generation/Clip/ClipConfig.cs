@@ -124,6 +124,50 @@ public sealed record ClipConfig
         return config;
     }
 
+    /// <summary>
+    /// This configuration as a Hugging Face <c>config.json</c> that <see cref="Parse"/> reads back to an equal record:
+    /// every field is written, so a folder exported by the project's own trainer does not depend on defaults.
+    /// </summary>
+    public string ToJson()
+    {
+        var t = TextConfig;
+        var v = VisionConfig;
+        var root = new JsonObject
+        {
+            ["architectures"] = new JsonArray("CLIPModel"),
+            ["model_type"] = "clip",
+            ["projection_dim"] = ProjectionDim,
+            ["logit_scale_init_value"] = LogitScaleInitValue,
+            ["text_config"] = new JsonObject
+            {
+                ["model_type"] = "clip_text_model",
+                ["vocab_size"] = t.VocabSize,
+                ["hidden_size"] = t.HiddenSize,
+                ["intermediate_size"] = t.IntermediateSize,
+                ["num_hidden_layers"] = t.NumHiddenLayers,
+                ["num_attention_heads"] = t.NumAttentionHeads,
+                ["max_position_embeddings"] = t.MaxPositionEmbeddings,
+                ["hidden_act"] = t.HiddenAct,
+                ["layer_norm_eps"] = t.LayerNormEps,
+                ["eos_token_id"] = t.EosTokenId,
+            },
+            ["vision_config"] = new JsonObject
+            {
+                ["model_type"] = "clip_vision_model",
+                ["hidden_size"] = v.HiddenSize,
+                ["intermediate_size"] = v.IntermediateSize,
+                ["num_hidden_layers"] = v.NumHiddenLayers,
+                ["num_attention_heads"] = v.NumAttentionHeads,
+                ["num_channels"] = v.NumChannels,
+                ["image_size"] = v.ImageSize,
+                ["patch_size"] = v.PatchSize,
+                ["hidden_act"] = v.HiddenAct,
+                ["layer_norm_eps"] = v.LayerNormEps,
+            },
+        };
+        return root.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true });
+    }
+
     /// <summary>Checks that the values describe a buildable model and explains the first problem found.</summary>
     public void Validate(string source)
     {
