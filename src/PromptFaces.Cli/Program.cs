@@ -11,5 +11,6 @@ var root = new RootCommand("promptfaces: turn text prompts into faces with CLIP-
     InspectCommand.Create(),
     ConvertCommand.Create(),
     BenchCommand.Create(),
+    DatasetCommand.Create(),
 };
 return CliRunner.Invoke(root, args);
