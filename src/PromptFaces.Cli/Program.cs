@@ -12,5 +12,6 @@ var root = new RootCommand("promptfaces: turn text prompts into faces with CLIP-
     ConvertCommand.Create(),
     BenchCommand.Create(),
     DatasetCommand.Create(),
+    TrainCommand.Create(),
 };
 return CliRunner.Invoke(root, args);

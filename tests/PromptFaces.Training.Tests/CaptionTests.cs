@@ -85,6 +85,20 @@ public sealed class CaptionTests
     }
 
     [Fact]
+    public void Excluded_sentences_are_never_written()
+    {
+        var face = AttributeSampler.Sample(4);
+        // The 20 sentences this face gets most often (short ones such as "An image with the face of a man.").
+        var groups = Enumerable.Range(0, 2000).Select(i => CaptionWriter.Write(face, new SplitMix64((ulong)i)))
+            .GroupBy(CaptionWriter.Normalise).OrderByDescending(g => g.Count()).Take(20).ToList();
+        Assert.True(groups[0].Count() > 5);
+        var common = groups.Select(g => g.Key).ToHashSet();
+        var rng = new SplitMix64(1);
+        for (int i = 0; i < 2000; i++) Assert.DoesNotContain(CaptionWriter.Normalise(CaptionWriter.Write(face, rng, common)), common);
+        Assert.Equal("a woman with blue eyes", CaptionWriter.Normalise("A  woman with Blue eyes. "));
+    }
+
+    [Fact]
     public void The_same_random_state_gives_the_same_caption()
     {
         var face = AttributeSampler.Sample(9);

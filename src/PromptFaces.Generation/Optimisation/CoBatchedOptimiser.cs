@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
+using PromptFaces.Generation.Devices;
 using PromptFaces.Generation.StyleGan2;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
@@ -60,7 +61,8 @@ public sealed class CoBatchedOptimiser : IDisposable
         var finished = new List<(ActiveJob Job, JobOutcomeStatus Status)>();
         try
         {
-            RunStep(finished);
+            // No garbage collection inside the step: see GcQuiet (TorchSharp's temporary Scalars).
+            GcQuiet.Run(() => RunStep(finished));
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {

@@ -6,6 +6,7 @@ using PromptFaces.Generation.Optimisation;
 using PromptFaces.Training.Faces;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace PromptFaces.Training.Data;
@@ -182,12 +183,16 @@ public sealed class FaceDataset
             Pixels.AsSpan(indices[k] * perImage, perImage).CopyTo(batch.AsSpan(k * perImage));
         }
         using var scope = NewDisposeScope();
+        // Explicit scalars, kept alive by 'using' until the ops have returned: an implicit double-to-Scalar conversion
+        // leaves the Scalar to a finalizer, which may free it while the native op still reads it.
+        using var half = 127.5.ToScalar();
+        using var one = 1.0.ToScalar();
         var result = tensor(batch, [indices.Length, Size, Size, 3], ScalarType.Byte)
             .to(device ?? CPU)
             .to(ScalarType.Float32)
             .permute(0, 3, 1, 2)                 // (B, 3, H, W)
-            .div(127.5)
-            .sub(1.0)
+            .div(half)
+            .sub(one)
             .contiguous();
         return result.MoveToOuterDisposeScope();
     }

@@ -191,7 +191,7 @@ public static class CaptionWriter
         for (int c = 0; c < ExpressionAdjectives.Length; c++) v[(ExpressionA, c)] = ExpressionAdjectives[c].Concat(ExpressionWith[c]).ToList();
         for (int c = 0; c < BackgroundWords.Length; c++)
             v[(BackgroundA, c)] = BackgroundWords[c].SelectMany(w => new[] { $"{Article(w)} {w} background", $"{Article(w)} {w} wall", $"{Article(w)} {w} backdrop" }).ToList();
-        return v;
+        return v.ToFrozenDictionary(kv => kv.Key, kv => (IReadOnlyList<string>)kv.Value.ToList().AsReadOnly());
     }
 
     /// <summary>
@@ -325,6 +325,28 @@ public static class CaptionWriter
     /// <summary>A caption for <paramref name="attributes"/> that states only true attributes, drawn from
     /// <paramref name="rng"/> (which it advances).</summary>
     public static string Write(FaceAttributes attributes, SplitMix64 rng) => Write(attributes, rng, out _);
+
+    /// <summary>
+    /// As <see cref="Write(FaceAttributes, SplitMix64)"/>, but never a caption whose <see cref="Normalise"/>d form is in
+    /// <paramref name="excluded"/>: the evaluation prompts are held out of training this way, so that evaluation
+    /// measures generalisation to new sentences, not recall of seen ones.
+    /// </summary>
+    public static string Write(FaceAttributes attributes, SplitMix64 rng, IReadOnlySet<string>? excluded)
+    {
+        for (int attempt = 0; ; attempt++)
+        {
+            var caption = Write(attributes, rng, out _);
+            if (excluded is null || !excluded.Contains(Normalise(caption))) return caption;
+            if (attempt == 1000) throw new InvalidOperationException($"Every caption drawn for this face is excluded (last: '{caption}').");
+        }
+    }
+
+    /// <summary>The form in which captions are compared: lower case, single spaces, no trailing full stop.</summary>
+    public static string Normalise(string caption)
+    {
+        ArgumentNullException.ThrowIfNull(caption);
+        return string.Join(' ', caption.Split(' ', StringSplitOptions.RemoveEmptyEntries)).TrimEnd('.', ' ').ToLowerInvariant();
+    }
 
     internal static string Write(FaceAttributes a, SplitMix64 rng, out CaptionTemplate template)
     {

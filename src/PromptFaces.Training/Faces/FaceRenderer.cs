@@ -174,36 +174,35 @@ public static class FaceRenderer
 
         private double Fraction(int slot) => new SplitMix64(_styleHash + (ulong)slot).NextDouble();
 
+        /// <summary>Back to front. Body, neck and background stay upright in image units; everything on the head is
+        /// drawn in the head's frame (moved, tilted and enlarged by <see cref="HeadScale"/>).</summary>
         public void Paint()
         {
             var bg = Backgrounds[(int)_a.Background] * Lerp(0.93f, 1.05f, _a.Geometry.BackgroundShade);
             _c.FillGradient(bg * 1.03f, bg * 0.94f);
 
-            _c.SetFrame(0f, 0f, 0f);
+            ImageFrame();
             Body();
-            Head(() => HairBack());
-            _c.SetFrame(0f, 0f, 0f);
+            HeadFrame();
+            HairBack();
+            ImageFrame();
             Neck();
-            Head(() =>
-            {
-                Ears();
-                Face();
-                if (_a.FacialHair == FacialHair.Beard) Beard();
-                Eyes();
-                Nose();
-                Mouth();
-                if (_a.FacialHair != FacialHair.None) Moustache();
-                HairFront();
-                if (_a.Glasses != Glasses.None) Spectacles();
-                Brows();
-            });
+            HeadFrame();
+            Ears();
+            Face();
+            if (_a.FacialHair == FacialHair.Beard) Beard();
+            Eyes();
+            Nose();
+            Mouth();
+            if (_a.FacialHair != FacialHair.None) Moustache();
+            HairFront();
+            if (_a.Glasses != Glasses.None) Spectacles();
+            Brows();
         }
 
-        private void Head(Action draw)
-        {
-            _c.SetFrame(_cx, _cy, _tilt, HeadScale);
-            draw();
-        }
+        private void ImageFrame() => _c.SetFrame(0f, 0f, 0f);
+
+        private void HeadFrame() => _c.SetFrame(_cx, _cy, _tilt, HeadScale);
 
         // ---- Body ----
 
@@ -295,14 +294,10 @@ public static class FaceRenderer
                 _c.Fill(new Circle(x - 0.011f, y - 0.009f, 0.0085f), White, 0.95f);
                 if (_a.Expression == Expression.Sad)
                 {
-                    // Drooping upper lid: skin over the outer top of the eye.
-                    var lid = new Intersect<Ellipse, HalfPlane>(new Ellipse(x, y, rx + 0.004f, ry + 0.004f),
-                        HalfPlane.Through(x + s * rx * 1.1f, y - ry * 0.05f, x - s * rx * 1.1f, y - ry * 0.95f));
-                    // For the left eye the line runs from the outer (left) corner low to the inner corner high.
-                    if (s > 0)
-                        lid = new Intersect<Ellipse, HalfPlane>(new Ellipse(x, y, rx + 0.004f, ry + 0.004f),
-                            HalfPlane.Through(x - s * rx * 1.1f, y - ry * 0.95f, x + s * rx * 1.1f, y - ry * 0.05f));
-                    _c.Fill(lid, _skinShadow);
+                    // Drooping upper lid: skin over the eye above a line from the inner corner (high) to the outer (low).
+                    float innerX = x - s * rx * 1.1f, outerX = x + s * rx * 1.1f, innerY = y - ry * 0.95f, outerY = y - ry * 0.05f;
+                    var above = s > 0 ? HalfPlane.Through(innerX, innerY, outerX, outerY) : HalfPlane.Through(outerX, outerY, innerX, innerY);
+                    _c.Fill(new Intersect<Ellipse, HalfPlane>(new Ellipse(x, y, rx + 0.004f, ry + 0.004f), above), _skinShadow);
                 }
                 // Eye outline, heavier on top (the lid line).
                 _c.Fill(new Subtract<Offset<Ellipse>, Ellipse>(new Offset<Ellipse>(eye, _line * 0.5f), eye), Ink, 0.9f);

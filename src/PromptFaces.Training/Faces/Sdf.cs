@@ -118,7 +118,8 @@ internal readonly struct HalfPlane(float nx, float ny, float offset) : IShape
     public float Distance(float x, float y) => nx * x + ny * y - offset;
     public Bounds Bounds => Bounds.Infinite;
 
-    /// <summary>The half plane left of the directed line a→b (y grows downwards, so "left" is the visual right).</summary>
+    /// <summary>The half plane on the visual left of the directed line a→b as seen on screen (y grows downwards):
+    /// above a line drawn left to right.</summary>
     public static HalfPlane Through(float ax, float ay, float bx, float by)
     {
         float dx = bx - ax, dy = by - ay, n = MathF.Sqrt(dx * dx + dy * dy);
