@@ -182,7 +182,7 @@ public sealed class NvidiaPickleParityTests
         // stored as an attribute that the reader ignores.
         var pickle = new PickleBuilder().Proto()
             .EmptyDict().Mark()
-            .Str("G_ema").Module("Generator", p => p, p => p.Str("evil").Global("os", "system").Mark().Str("touch /tmp/pwned").Tuple().Reduce())
+            .Str("G_ema").Module("Generator", p => p, p => p.Str("evil").Global("os", "system").Mark().Str("touch pwned-marker").Tuple().Reduce())
             .SetItems().Stop().ToArray();
         using var file = new TempFile(pickle);
         var result = NvidiaPickleReader.Read(file.Path);
