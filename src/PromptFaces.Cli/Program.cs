@@ -13,5 +13,6 @@ var root = new RootCommand("promptfaces: turn text prompts into faces with CLIP-
     BenchCommand.Create(),
     DatasetCommand.Create(),
     TrainCommand.Create(),
+    EvalCommand.Create(),
 };
 return CliRunner.Invoke(root, args);

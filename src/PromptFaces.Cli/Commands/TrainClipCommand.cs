@@ -15,7 +15,7 @@ internal static class TrainClipCommand
 {
     public static Command Create()
     {
-        var data = new Option<string?>("--data") { Description = "A face dataset file to train on (default: render faces on the fly)." };
+        var data = new Option<string?>("--data") { Description = "A face dataset file to train on (default: render faces on the fly; on --resume, the saved dataset, which this replaces when given)." };
         var output = new Option<string>("--out", "-o") { Description = "Run folder: checkpoint/, model/ (the exported CLIP), samples/, log.tsv, eval.tsv.", Required = true };
         var steps = new Option<int?>("--steps") { Description = "Total optimiser steps (default 20000; on --resume, the saved total)." };
         var batch = new Option<int>("--batch") { Description = "Image-caption pairs per step.", DefaultValueFactory = _ => 256 };

@@ -8,5 +8,7 @@ internal static class TrainCommand
     public static Command Create() => new("train", "Train the project's own models on procedurally rendered faces.")
     {
         TrainClipCommand.Create(),
+        TrainStyleGanCommand.Create(),
+        TrainJudgeCommand.Create(),
     };
 }

@@ -16,9 +16,10 @@ public enum NoiseMode
 
 /// <summary>
 /// The element-wise and resampling operators of stylegan2-ada-pytorch (bias_act, upfirdn2d, conv2d_resample),
-/// written as plain tensor operations equivalent to NVIDIA's reference implementations.
+/// written as plain tensor operations equivalent to NVIDIA's reference implementations. Public because the trainer's
+/// discriminator (in PromptFaces.Training) is built from the same operators.
 /// </summary>
-internal static class Ops
+public static class Ops
 {
     public static readonly double LReluGain = Math.Sqrt(2);
 
@@ -97,13 +98,14 @@ internal static class Ops
     /// upfirdn2d without up/down-sampling: pad, then a depthwise 2-D FIR filter scaled by <paramref name="gain"/>.
     /// The filter is symmetric, so correlation equals convolution.
     /// </summary>
-    public static Tensor Filter2d(Tensor x, Tensor filter, long padX0, long padX1, long padY0, long padY1, double gain)
+    /// <param name="stride">2 keeps every second output pixel (upfirdn2d's down=2) without computing the others.</param>
+    public static Tensor Filter2d(Tensor x, Tensor filter, long padX0, long padX1, long padY0, long padY1, double gain, long stride = 1)
     {
         var channels = x.shape[1];
         x = F.pad(x, new[] { padX0, padX1, padY0, padY1 });
         var f = (filter * gain).flip(0, 1).to(x.dtype);
         var weight = f.unsqueeze(0).unsqueeze(0).expand(channels, 1, f.shape[0], f.shape[1]);
-        return F.conv2d(x, weight, groups: channels);
+        return F.conv2d(x, weight, strides: new[] { stride, stride }, groups: channels);
     }
 
     /// <summary>upsample2d: 2x up-sampling by zero insertion and the FIR filter (gain 4 keeps the mean).</summary>
@@ -131,5 +133,21 @@ internal static class Ops
         long p1 = pad + (fw - 2) / 2 - (kw - 2);
         x = F.conv_transpose2d(x, weight.transpose(0, 1), strides: new long[] { 2, 2 });
         return Filter2d(x, filter, p0, p1, p0, p1, gain: 4);
+    }
+
+    /// <summary>
+    /// A KxK convolution with 2x down-sampling, as conv2d_resample(down=2, padding=K/2): the FIR filter first, then the
+    /// convolution with stride 2. A 1x1 kernel down-samples before convolving (NVIDIA's fast path: fewer pixels).
+    /// </summary>
+    public static Tensor ConvDown2(Tensor x, Tensor weight, Tensor filter)
+    {
+        var kw = weight.shape[3];
+        var fw = filter.shape[1];
+        long pad = kw / 2;
+        long p0 = pad + (fw - 2 + 1) / 2;                              // stylegan2-ada's padding bookkeeping for down=2
+        long p1 = pad + (fw - 2) / 2;
+        if (kw == 1)
+            return F.conv2d(Filter2d(x, filter, p0, p1, p0, p1, gain: 1, stride: 2), weight);
+        return F.conv2d(Filter2d(x, filter, p0, p1, p0, p1, gain: 1), weight, strides: new long[] { 2, 2 });
     }
 }

@@ -99,6 +99,8 @@ public sealed class ClipTrainer : IDisposable
                 CheckpointEvery = options.CheckpointEvery,
                 GridEvery = options.GridEvery,
                 Exclusions = saved.Options.Exclusions.Union(options.Exclusions),
+                // A new dataset may replace the old one (say, renders of a newer renderer version); omitted, the saved one stays.
+                DataPath = options.DataPath ?? saved.Options.DataPath,
             };
             Vocabulary = BpeVocabulary.Read(existing);
             config = saved.Config;
@@ -106,6 +108,8 @@ public sealed class ClipTrainer : IDisposable
             _secondsBefore = saved.TrainingSeconds;
             _cpuSecondsBefore = saved.CpuSeconds;
             _log($"resuming from {existing} at step {Step}");
+            if (Options.DataPath != saved.Options.DataPath)
+                _log($"data changes from {saved.Options.DataPath ?? "faces rendered on the fly"} to {Options.DataPath}");
         }
         else
         {

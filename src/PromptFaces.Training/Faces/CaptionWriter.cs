@@ -635,7 +635,6 @@ public static class CaptionWriter
             else if (m.Participles.Count > 0) participles.Add(Pick(rng, m.Participles));
             else throw new InvalidOperationException("A caption mention has no usable form.");
         }
-        if (!canTakeAdjectives && adjectives.Count > 0) throw new InvalidOperationException("'someone' cannot take adjectives.");
 
         var sb = new StringBuilder();
         string head = string.Join(' ', adjectives.Append(noun));
@@ -643,7 +642,9 @@ public static class CaptionWriter
         var tail = new List<string>();
         if (with.Count > 0) tail.Add("with " + JoinList(with, rng));
         if (participles.Count > 0) tail.Add(JoinList(participles, rng));
-        if (tail.Count > 0) sb.Append(' ').Append(tail.Count == 2 && rng.NextDouble() < 0.5 ? tail[0] + ", " + tail[1] : string.Join(tail.Count == 2 && rng.NextDouble() < 0.5 ? " and " : " ", tail));
+        // "with blonde hair, wearing glasses" or "with blonde hair and wearing glasses"
+        if (tail.Count == 2) sb.Append(' ').Append(tail[0]).Append(rng.NextDouble() < 0.5 ? ", " : " and ").Append(tail[1]);
+        else if (tail.Count == 1) sb.Append(' ').Append(tail[0]);
         if (place is not null) sb.Append(tail.Count > 0 && rng.NextDouble() < 0.3 ? ", " : " ").Append(place);
         return sb.ToString();
     }

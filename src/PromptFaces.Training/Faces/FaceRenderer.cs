@@ -24,7 +24,7 @@ namespace PromptFaces.Training.Faces;
 public static class FaceRenderer
 {
     /// <summary>Bumped whenever a change alters any rendered pixel; datasets record it.</summary>
-    public const int Version = 1;
+    public const int Version = 3;
 
     /// <summary>The smallest side at which the features stay recognisable.</summary>
     public const int MinSize = 32;
@@ -111,6 +111,7 @@ public static class FaceRenderer
     private static readonly Rgb Ink = new(28, 22, 24);
     private static readonly Rgb White = new(255, 255, 255);
     private static readonly Rgb MouthInside = new(96, 24, 36);
+    private static readonly Rgb Tongue = new(232, 104, 118);
 
     /// <summary>Lays out and paints one face. A class rather than static methods so the layout is computed once.</summary>
     private sealed class Painter
@@ -154,7 +155,7 @@ public static class FaceRenderer
             _browY = _eyeY - 0.062f * _eyeScale - 0.012f;
             _noseY = 0.075f;
             _mouthY = _headH * 0.52f;
-            _mouthW = Lerp(0.044f, 0.062f, g.MouthWidth);
+            _mouthW = Lerp(0.05f, 0.068f, g.MouthWidth);
             _line = 1f / 64f;
 
             _skin = SkinTones[(int)a.SkinTone] * Lerp(0.96f, 1.04f, g.SkinShade);
@@ -278,11 +279,12 @@ public static class FaceRenderer
 
         private void Eyes()
         {
+            // The geometry has no eye shade of its own; the hair shade varies it a little (never across classes).
             var iris = EyeColours[(int)_a.EyeColour] * Lerp(0.95f, 1.05f, _a.Geometry.HairShade);
             float rx = 0.05f * _eyeScale, ry = 0.041f * _eyeScale;
             if (_a.Expression == Expression.Surprised) ry *= 1.3f;
             if (_a.Expression == Expression.Smiling) ry *= 0.92f;
-            float ir = 0.034f * _eyeScale;
+            float ir = 0.036f * _eyeScale;
             for (int s = -1; s <= 1; s += 2)
             {
                 float x = s * _eyeX, y = _eyeY;
@@ -316,7 +318,7 @@ public static class FaceRenderer
         {
             float thick = _man ? 0.0125f : 0.0075f;
             float len = 0.04f;
-            float raise = _a.Expression switch { Expression.Surprised => -0.028f, Expression.Smiling => -0.006f, _ => 0f };
+            float raise = _a.Expression switch { Expression.Surprised => -0.028f, Expression.Smiling => -0.01f, _ => 0f };
             if (_a.Glasses == Glasses.Sunglasses) raise -= 0.012f;
             for (int s = -1; s <= 1; s += 2)
             {
@@ -325,14 +327,19 @@ public static class FaceRenderer
                 switch (_a.Expression)
                 {
                     case Expression.Sad:
-                        _c.FillOutlined(new Capsule(inner, y - 0.012f, outer, y + 0.012f, thick), _brow, _brow * 0.6f, _line * 0.5f);
+                        // Steeply slanted, inner ends high: the clearest sad cue after the mouth.
+                        _c.FillOutlined(new Capsule(inner, y - 0.02f, outer, y + 0.014f, thick), _brow, _brow * 0.6f, _line * 0.5f);
                         break;
                     case Expression.Surprised:
                         _c.FillOutlined(new Arc(x, y + 0.05f, 0.058f, 0, -1, 0.72f, thick), _brow, _brow * 0.6f, _line * 0.5f);
                         break;
+                    case Expression.Smiling:
+                        // Raised and arched.
+                        _c.FillOutlined(new Arc(x, y + 0.07f, 0.075f, s * 0.15f, -1, 0.5f, thick), _brow, _brow * 0.6f, _line * 0.5f);
+                        break;
                     default:
-                        // Neutral and smiling: gently arched, the inner end slightly lower for neutral (a calm, level look).
-                        _c.FillOutlined(new Arc(x, y + 0.09f, 0.093f, s * 0.08f, -1, 0.42f, thick), _brow, _brow * 0.6f, _line * 0.5f);
+                        // Neutral: level and straight.
+                        _c.FillOutlined(new Capsule(inner, y + 0.002f, outer, y + 0.002f, thick), _brow, _brow * 0.6f, _line * 0.5f);
                         break;
                 }
             }
@@ -352,29 +359,38 @@ public static class FaceRenderer
             {
                 case Expression.Smiling:
                 {
-                    // Open grin: a D with its flat side up, teeth along the top.
-                    float top = y - 0.012f;
-                    var grin = new Intersect<Ellipse, HalfPlane>(new Ellipse(0, top, w, w * 0.78f), new HalfPlane(0, -1, -top));
-                    _c.FillOutlined(grin, MouthInside, _man ? _skinLine : _lips, _line * (_man ? 1f : 1.5f));
+                    // A wide open grin: a D with its flat side up, a band of teeth along the top, corners turned up.
+                    float top = y - 0.014f, gw = w * 1.12f;
+                    var grin = new Intersect<Ellipse, HalfPlane>(new Ellipse(0, top, gw, gw * 0.82f), new HalfPlane(0, -1, -top));
+                    _c.FillOutlined(grin, MouthInside, _man ? _skinLine : _lips, _line * (_man ? 1.1f : 1.5f));
                     var teeth = new Intersect<Offset<Intersect<Ellipse, HalfPlane>>, HalfPlane>(
-                        new Offset<Intersect<Ellipse, HalfPlane>>(grin, -_line * (_man ? 0.9f : 1.3f)), new HalfPlane(0, 1, top + w * 0.28f));
-                    _c.Fill(teeth, new Rgb(250, 250, 248));
+                        new Offset<Intersect<Ellipse, HalfPlane>>(grin, -_line * (_man ? 1f : 1.3f)), new HalfPlane(0, 1, top + gw * 0.34f));
+                    _c.Fill(teeth, new Rgb(252, 252, 250));
+                    // The tongue: a bright patch that reads on every skin tone.
+                    _c.Fill(new Intersect<Ellipse, Offset<Intersect<Ellipse, HalfPlane>>>(new Ellipse(0, top + gw * 0.8f, gw * 0.6f, gw * 0.35f),
+                        new Offset<Intersect<Ellipse, HalfPlane>>(grin, -_line * 0.8f)), Tongue);
+                    for (int s = -1; s <= 1; s += 2)
+                        _c.Fill(new Capsule(s * gw * 0.95f, top + 0.002f, s * (gw + 0.012f), top - 0.01f, _line * 0.6f), _man ? _skinLine : _lips * 0.7f);
                     break;
                 }
                 case Expression.Neutral:
-                    if (!_man) _c.FillOutlined(new Ellipse(0, y, w * 0.72f, 0.017f), _lips, line, _line * 0.6f);
-                    _c.Fill(new Capsule(-w * 0.78f, y, w * 0.78f, y, _line * 0.7f), line);
+                    _c.FillOutlined(new Ellipse(0, y + (_man ? 0.006f : 0f), w * (_man ? 0.55f : 0.72f), _man ? 0.011f : 0.017f), _lips, _lips * 0.8f, _line * 0.6f);
+                    _c.Fill(new Capsule(-w * 0.8f, y, w * 0.8f, y, _line * 0.8f), line);
                     break;
                 case Expression.Sad:
                 {
-                    var frown = new Arc(0, y + 0.05f, 0.056f, 0, -1, 0.82f, _line * 0.7f);
-                    if (!_man) _c.Fill(new Arc(0, y + 0.05f, 0.056f, 0, -1, 0.78f, 0.011f), _lips);
+                    var frown = new Arc(0, y + 0.05f, 0.054f, 0, -1, 0.95f, _line * 0.9f);
+                    _c.Fill(new Arc(0, y + 0.05f, 0.054f, 0, -1, 0.9f, _man ? 0.009f : 0.012f), _lips);
                     _c.Fill(frown, line);
                     break;
                 }
                 case Expression.Surprised:
-                    _c.FillOutlined(new Ellipse(0, y + 0.004f, 0.027f, 0.036f), MouthInside, _man ? _skinLine : _lips, _line * (_man ? 1f : 1.5f));
+                {
+                    var o = new Ellipse(0, y + 0.006f, 0.031f, 0.042f);
+                    _c.FillOutlined(o, MouthInside, _man ? _skinLine : _lips, _line * (_man ? 1f : 1.5f));
+                    _c.Fill(new Intersect<Ellipse, Offset<Ellipse>>(new Ellipse(0, y + 0.036f, 0.024f, 0.016f), new Offset<Ellipse>(o, -_line)), Tongue);
                     break;
+                }
             }
         }
 
@@ -394,7 +410,7 @@ public static class FaceRenderer
         private void Moustache()
         {
             var colour = _hair.Mix(Ink, 0.1f);
-            float y = _mouthY - (_a.Expression switch { Expression.Smiling => 0.03f, Expression.Surprised => 0.034f, _ => 0.021f });
+            float y = _mouthY - (_a.Expression switch { Expression.Smiling => 0.034f, Expression.Surprised => 0.044f, _ => 0.023f });
             for (int s = -1; s <= 1; s += 2)
             {
                 var half = new Rotated<Ellipse>(new Ellipse(s * 0.031f, y, 0.04f, 0.019f), s * 0.031f, y, s * 0.3f);
@@ -467,9 +483,9 @@ public static class FaceRenderer
                 case HairStyle.Bald:
                 {
                     // A horseshoe hugging the sides of the skull, so a bald head still shows its hair colour.
-                    var band = new Subtract<FaceShape, FaceShape>(Outline(0.03f), Outline(-0.018f));
+                    var band = new Subtract<FaceShape, FaceShape>(Outline(0.034f), Outline(-0.02f));
                     var sides = new Intersect<Subtract<FaceShape, FaceShape>, Union<Ellipse, Ellipse>>(band,
-                        new Union<Ellipse, Ellipse>(new Ellipse(-_headW, -0.005f, 0.08f, 0.12f), new Ellipse(_headW, -0.005f, 0.08f, 0.12f)));
+                        new Union<Ellipse, Ellipse>(new Ellipse(-_headW, 0.0f, 0.085f, 0.14f), new Ellipse(_headW, 0.0f, 0.085f, 0.14f)));
                     _c.FillOutlined(sides, _hair, _hairLine, _line);
                     // The ears stay in front of the hair.
                     Ears();
@@ -563,7 +579,7 @@ public static class FaceRenderer
                 if (sun)
                 {
                     var lens = new Rotated<RoundedBox>(new RoundedBox(x, y + 0.004f, rx, ry, 0.035f), x, y, s * 0.08f);
-                    _c.Fill(lens, new Rgb(12, 14, 22), 0.6f);
+                    _c.Fill(lens, new Rgb(12, 14, 22), 0.52f);
                     _c.Fill(new Intersect<Capsule, Rotated<RoundedBox>>(new Capsule(x - 0.04f, y - 0.01f, x - 0.015f, y - 0.04f, 0.006f), lens), White, 0.35f);
                     _c.Fill(new Subtract<Offset<Rotated<RoundedBox>>, Rotated<RoundedBox>>(new Offset<Rotated<RoundedBox>>(lens, thick), lens), frame);
                 }

@@ -1,0 +1,141 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using PromptFaces.Generation.Devices;
+using PromptFaces.Generation.StyleGan2;
+using PromptFaces.Training.Data;
+using PromptFaces.Training.StyleGan;
+using Spectre.Console;
+
+namespace PromptFaces.Cli.Commands;
+
+/// <summary>
+/// <c>promptfaces train stylegan</c>: trains the project's small StyleGAN2 on rendered faces, resumably, with a progress
+/// bar, periodic sample grids and a G_ema export (<c>generator.safetensors</c>) that <c>generate</c> reads directly.
+/// </summary>
+internal static class TrainStyleGanCommand
+{
+    public static Command Create()
+    {
+        var data = new Option<string?>("--data") { Description = "A dataset file from 'promptfaces dataset' for the discriminator's real images (default: render faces on the fly)." };
+        var output = new Option<string>("--out", "-o") { Description = "Output folder: checkpoint.safetensors, generator.safetensors, grid-*.png, log.jsonl.", DefaultValueFactory = _ => "runs/stylegan" };
+        var preset = new Option<string>("--preset") { Description = $"Generator shape: {string.Join(", ", StyleGanPresets.All.Keys)}.", DefaultValueFactory = _ => "faces64" };
+        var steps = new Option<int?>("--steps") { Description = "Total training steps (default 10000)." };
+        var kimg = new Option<double?>("--kimg") { Description = "Or the total length in thousands of images shown to G." };
+        var batch = new Option<int>("--batch") { Description = "Images per step (a multiple of 4).", DefaultValueFactory = _ => 16 };
+        var seed = new Option<long>("--seed") { Description = "Seed of the initial weights and of every random draw.", DefaultValueFactory = _ => 0 };
+        var resume = new Option<bool>("--resume") { Description = "Continue the run whose checkpoint.safetensors is in --out (its settings are kept; --steps/--kimg and intervals may change)." };
+        var lr = new Option<double>("--lr") { Description = "Adam learning rate of G and D.", DefaultValueFactory = _ => 0.0025 };
+        var r1 = new Option<double?>("--r1-gamma") { Description = "R1 weight (default NVIDIA's 0.0002·res²/batch)." };
+        var rec = new Option<double>("--rec-weight") { Description = "Weight of the latent-tying reconstruction loss (0: a plain GAN).", DefaultValueFactory = _ => new StyleGanTrainingSettings().ReconstructionWeight };
+        var adv = new Option<double>("--adv-weight") { Description = "Weight of the adversarial G loss.", DefaultValueFactory = _ => 1.0 };
+        var advStart = new Option<double>("--adv-start-kimg") { Description = "Train by reconstruction alone (no discriminator, several times faster) for this many kimg.", DefaultValueFactory = _ => 0 };
+        var advRamp = new Option<double>("--adv-ramp-kimg") { Description = "Then raise the adversarial weight linearly from 0 over this many kimg.", DefaultValueFactory = _ => 0 };
+        var noise = new Option<string>("--noise") { Description = "Noise inputs during training: none (default; the renders have no stochastic detail), random or const.", DefaultValueFactory = _ => "none" };
+        var mappingLr = new Option<double?>("--mapping-lr-mult") { Description = "The mapping network's learning-rate multiplier (default the preset's, NVIDIA's 0.01)." };
+        var dChannelBase = new Option<int?>("--d-channel-base") { Description = "The discriminator's channel_base (default: the generator's); smaller trains faster." };
+        var emaKimg = new Option<double?>("--ema-kimg") { Description = "G_ema half-life in thousands of images (default batch·10/32)." };
+        var gridEvery = new Option<int>("--grid-every") { Description = "Steps between sample grids (0: only at the end).", DefaultValueFactory = _ => 500 };
+        var checkpointEvery = new Option<int>("--checkpoint-every") { Description = "Steps between checkpoints.", DefaultValueFactory = _ => 500 };
+        var logEvery = new Option<int>("--log-every") { Description = "Steps between log lines.", DefaultValueFactory = _ => 20 };
+        var device = CommonOptions.Device();
+        var libtorch = CommonOptions.Libtorch();
+        var threads = CommonOptions.Threads();
+
+        var command = new Command("stylegan", "Train the small StyleGAN2 on procedurally rendered faces.")
+        {
+            data, output, preset, steps, kimg, batch, seed, resume, lr, r1, rec, adv, advStart, advRamp, noise, mappingLr, dChannelBase, emaKimg, gridEvery, checkpointEvery, logEvery,
+            device, libtorch, threads,
+        };
+        command.SetAction(r =>
+        {
+            var dev = CommonOptions.ResolveDevice(r, device, libtorch, threads);
+            var outDir = r.GetValue(output)!;
+            var batchSize = r.GetValue(batch);
+            if (r.GetValue(steps) is not null && r.GetValue(kimg) is not null) throw new CliException("Give --steps or --kimg, not both.");
+            var generatorConfig = StyleGanPresets.FromName(r.GetValue(preset)!);
+            if (r.GetValue(mappingLr) is double mappingLrMultiplier) generatorConfig = generatorConfig with { MappingLrMultiplier = mappingLrMultiplier };
+            var settings = new StyleGanTrainingSettings
+            {
+                Generator = generatorConfig,
+                BatchSize = batchSize,
+                Seed = r.GetValue(seed),
+                TotalSteps = r.GetValue(steps) ?? (r.GetValue(kimg) is double k ? (int)Math.Ceiling(k * 1000 / batchSize) : 10_000),
+                GLearningRate = r.GetValue(lr),
+                DLearningRate = r.GetValue(lr),
+                R1Gamma = r.GetValue(r1),
+                ReconstructionWeight = r.GetValue(rec),
+                AdversarialWeight = r.GetValue(adv),
+                AdversarialStartKimg = r.GetValue(advStart),
+                AdversarialRampKimg = r.GetValue(advRamp),
+                TrainingNoise = Enum.TryParse<NoiseMode>(r.GetValue(noise), ignoreCase: true, out var nm) ? nm : throw new CliException($"--noise {r.GetValue(noise)}: use none, random or const."),
+                EmaKimg = r.GetValue(emaKimg),
+                DChannelBase = r.GetValue(dChannelBase),
+                GridEvery = r.GetValue(gridEvery),
+                CheckpointEvery = r.GetValue(checkpointEvery),
+                LogEvery = Math.Max(1, r.GetValue(logEvery)),
+            };
+            if (settings.Validate() is string problem) throw new CliException(problem);
+            var reals = r.GetValue(data) is string dataPath ? FaceDataset.Load(dataPath) : null;
+
+            var checkpoint = Path.Combine(outDir, StyleGanTrainer.CheckpointFile);
+            if (!r.GetValue(resume) && File.Exists(checkpoint))
+                throw new CliException($"{checkpoint} exists: pass --resume to continue that run, or choose another --out.");
+            using var trainer = r.GetValue(resume)
+                ? StyleGanTrainer.Resume(checkpoint, outDir, dev, reals, settings)
+                : StyleGanTrainer.Create(settings, outDir, dev, reals);
+            var s = trainer.Settings;
+            CliRunner.Err.MarkupLineInterpolated(
+                $"[grey]StyleGAN2 {s.Generator.Resolution}px, {trainer.Generator.ParameterCount:N0} G / {trainer.Discriminator.ParameterCount:N0} D parameters, batch {s.BatchSize}, step {trainer.Step} of {s.TotalSteps}, {ComputeDevices.DescribeDevice(dev)} → {Path.GetFullPath(outDir)}[/]");
+
+            // Ctrl+C or SIGTERM (kill PID) stops between steps and still writes a checkpoint and the export.
+            using var cancel = new CancellationTokenSource();
+            ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cancel.Cancel(); };
+            Console.CancelKeyPress += onCancel;
+            using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => { ctx.Cancel = true; cancel.Cancel(); });
+            try
+            {
+                if (CliRunner.Err.Profile.Capabilities.Interactive)
+                {
+                    CliRunner.Err.Progress()
+                        .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
+                        .Start(ctx =>
+                        {
+                            var task = ctx.AddTask("training", maxValue: s.TotalSteps);
+                            task.Value = trainer.Step;
+                            trainer.Run(new InlineProgress(p =>
+                            {
+                                task.Value = p.Step;
+                                task.Description = Describe(p);
+                            }), cancel.Token);
+                        });
+                }
+                else
+                {
+                    // Redirected (nohup, CI): one plain line per log interval instead of a redrawn bar.
+                    trainer.Run(new InlineProgress(p =>
+                    {
+                        if (p.Step % s.LogEvery == 0 || p.Step == p.TotalSteps) CliRunner.Err.WriteLine(Describe(p));
+                    }), cancel.Token);
+                }
+            }
+            finally
+            {
+                Console.CancelKeyPress -= onCancel;
+            }
+            var where = Path.GetFullPath(outDir);
+            Console.WriteLine($"{Path.Combine(where, StyleGanTrainer.GeneratorFile)}: step {trainer.Step} of {s.TotalSteps} ({trainer.ImagesSeen / 1000.0:F1} kimg){(cancel.IsCancellationRequested ? ", stopped early; resume with --resume" : "")}");
+            return 0;
+        });
+        return command;
+    }
+
+    private static string Describe(StyleGanProgress p) => string.Create(CultureInfo.InvariantCulture,
+        $"step {p.Step}/{p.TotalSteps} {p.Kimg:F1} kimg  G {p.Last.GAdversarial:F3} rec {p.Last.GReconstruction:F3} D {p.Last.DLoss:F3}  {p.ImagesPerSecond:F1} img/s");
+
+    /// <summary>Reports on the training thread (Progress&lt;T&gt; would post to the thread pool and reorder lines).</summary>
+    private sealed class InlineProgress(Action<StyleGanProgress> report) : IProgress<StyleGanProgress>
+    {
+        public void Report(StyleGanProgress value) => report(value);
+    }
+}

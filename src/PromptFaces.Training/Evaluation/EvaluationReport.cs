@@ -1,0 +1,114 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace PromptFaces.Training.Evaluation;
+
+// The figures of one `promptfaces eval` run, as plain records so they serialise to JSON one to one (snake_case).
+// Accuracies are fractions in [0, 1]; per-attribute dictionaries are keyed by schema name, in schema order.
+
+/// <summary>The whole evaluation: the judge's trustworthiness, prompt accuracy, realism and diversity.</summary>
+public sealed record EvaluationReport(
+    EvaluatedModels Models,
+    JudgeFigures Judge,
+    PromptFigures Prompts,
+    RealismFigures? Realism,
+    DiversityFigures? Diversity,
+    double Seconds)
+{
+    public static JsonSerializerOptions JsonOptions { get; } = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    };
+
+    /// <summary>One line of JSON.</summary>
+    public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
+}
+
+/// <summary>What was evaluated, so a figure is never read without the models behind it.</summary>
+/// <remarks>The judge reads faces in the style of the renderer version it was trained on; <see cref="JudgeMatchesRenderer"/>
+/// is false when the renderer has changed since, and the judge should be retrained before its figures are trusted.</remarks>
+public sealed record EvaluatedModels(string Generator, int GeneratorResolution, string Clip, string Judge, int JudgeRendererVersion,
+    int RendererVersion, string Device, int CpuThreads)
+{
+    public bool JudgeMatchesRenderer => JudgeRendererVersion == RendererVersion;
+}
+
+/// <summary>The judge's accuracy on fresh renders it never trained on; the goal is 95% or more for every attribute.</summary>
+public sealed record JudgeFigures(
+    int HeldOutFaces,
+    IReadOnlyDictionary<string, double> Accuracy,
+    IReadOnlyDictionary<string, double> AccuracyBlurred,  // after a Gaussian blur of BlurSigma pixels: how it reads soft faces
+    double BlurSigma,
+    double MinAccuracy,
+    double Goal,
+    bool MeetsGoal);
+
+/// <summary>Accuracy of one attribute over every prompt that states it.</summary>
+public sealed record AttributeAccuracy(int Checks, double Baseline, double Optimised);
+
+/// <summary>One prompt's results over its seeds.</summary>
+public sealed record PromptResult(
+    string Text,
+    IReadOnlyDictionary<string, string> Stated,
+    IReadOnlyList<long> Seeds,
+    double Baseline,                                       // share of stated attributes the judge finds on the starting faces
+    double Optimised,                                      // ... on the optimised faces
+    IReadOnlyList<IReadOnlyDictionary<string, string>> JudgedStart,   // per seed: the judge's reading of the stated attributes
+    IReadOnlyList<IReadOnlyDictionary<string, string>> JudgedFinal,
+    double SimilarityStart,                                // mean CLIP similarity over seeds
+    double SimilarityEnd);
+
+/// <summary>
+/// Prompt accuracy: for every prompt and seed, the judge checks each stated attribute on the starting face (the
+/// baseline: what a random face gets right by chance) and on the optimised face. The goal is 80% or more.
+/// </summary>
+public sealed record PromptFigures(
+    int PromptCount,
+    int SeedsPerPrompt,
+    int Steps,
+    int Jobs,
+    int AttributeChecks,
+    double BaselineAccuracy,
+    double OptimisedAccuracy,
+    double BaselineAllStated,                              // share of jobs whose face has every stated attribute
+    double OptimisedAllStated,
+    IReadOnlyDictionary<string, AttributeAccuracy> PerAttribute,
+    IReadOnlyDictionary<int, AttributeAccuracy> ByStatedCount,   // 1, 2 or 3 stated attributes
+    double MeanSimilarityStart,
+    double MeanSimilarityEnd,
+    double SecondsPerEngineStep,
+    int BatchSize,
+    double Goal,
+    bool MeetsGoal,
+    IReadOnlyList<PromptResult> PerPrompt);
+
+/// <summary>
+/// Fréchet distances in the judge's feature space against renders: the generator's samples, next to a trivial
+/// baseline (heavily blurred renders) and the floor (renders against other renders; sampling noise alone).
+/// </summary>
+public sealed record RealismFigures(
+    int Samples,
+    double GeneratorPsi1,
+    double GeneratorPsi07,
+    double BlurredRenders,
+    double BlurSigma,
+    double RenderFloor,
+    double BaselineOverGenerator,                          // BlurredRenders / GeneratorPsi1: above 1 means the generator is closer
+    bool GeneratorFarCloser);                              // the generator's distance is under a quarter of the baseline's
+
+/// <summary>
+/// How different the faces of different seeds for the same prompt are: mean pairwise L2 distance of judge features and
+/// mean absolute pixel difference (pixels in [0, 1]), for the optimised faces, their starting faces and, as a
+/// reference, pairs of unrelated renders.
+/// </summary>
+public sealed record DiversityFigures(
+    int Pairs,
+    double FeatureDistanceOptimised,
+    double FeatureDistanceStart,
+    double FeatureDistanceRenders,
+    double PixelDifferenceOptimised,
+    double PixelDifferenceStart,
+    double PixelDifferenceRenders,
+    int ReferencePairs);

@@ -1,0 +1,185 @@
+using PromptFaces.Training.Faces;
+
+namespace PromptFaces.Training.StyleGan;
+
+/// <summary>
+/// The latent-tying map: a fixed, deterministic function from a StyleGAN2 latent z to the renderer's face attributes.
+/// The trainer renders <c>Attributes(z)</c> for every z it feeds the generator and adds a reconstruction loss between
+/// G(z) and that render (see <see cref="StyleGanTrainer"/>). This is the objective the issue permits "that ties latents
+/// to renderer parameters": on two CPU cores a plain GAN cannot learn faces in a few hours, a supervised target per
+/// latent can, and it makes every region of latent space a valid, labelled face, which gives CLIP-guided optimisation
+/// a smooth, structured space to search.
+/// </summary>
+/// <remarks>
+/// <para>Layout of z: one group of dimensions per categorical attribute, in <see cref="FaceAttributes.Schema"/> order,
+/// one dimension per class, and the class is the argmax of the group plus fixed per-class offsets; then one dimension
+/// per <see cref="FaceGeometry"/> value, which is the standard normal CDF of that dimension (uniform on [0, 1]); then
+/// the renderer's unlabelled style choices (<see cref="RendererStyles"/>); the remaining dimensions are free (the
+/// reconstruction loss teaches the generator to ignore them). Argmax over a class's own dimensions, rather than one
+/// dimension cut into intervals, keeps the classes symmetric: no hair colour lies "between" two others.</para>
+/// <para>The offsets make the classes as frequent as <see cref="AttributeSampler"/> draws them (hair style and facial
+/// hair conditioned on gender the same way), so the generator's faces have the training renders' attribute mix, which
+/// the realism score (a Fréchet distance against renders) needs. The geometry is read from the normalised z that the
+/// mapping network itself sees (it divides z by its root mean square), so the map uses no information G lacks.</para>
+/// </remarks>
+public sealed class LatentFaceMap
+{
+    // The class frequencies of AttributeSampler (kept in step by LatentFaceMap's distribution test).
+    private static readonly double[] WomanHair = { 0.33, 0.18, 0.04, 0.23, 0.22 };
+    private static readonly double[] ManHair = { 0.12, 0.40, 0.20, 0.18, 0.10 };
+    private static readonly double[] GlassesOdds = { 0.5, 0.25, 0.25 };
+    private static readonly double[] ManFacialHair = { 0.6, 0.2, 0.2 };
+
+    private static readonly int[] GroupOffsets;
+    private static readonly double[][] UniformOffsets;       // per schema attribute, for the unconditional ones
+    private static readonly double[] WomanHairOffsets = ArgmaxOffsets.For(WomanHair);
+    private static readonly double[] ManHairOffsets = ArgmaxOffsets.For(ManHair);
+    private static readonly double[] ManFacialHairOffsets = ArgmaxOffsets.For(ManFacialHair);
+    private static readonly double[] GlassesOffsets = ArgmaxOffsets.For(GlassesOdds);
+
+    /// <summary>The geometry fields in the order of their z dimensions.</summary>
+    public static IReadOnlyList<string> GeometryFields { get; } = new[]
+    {
+        nameof(FaceGeometry.FaceWidth), nameof(FaceGeometry.FaceLength), nameof(FaceGeometry.JawRoundness),
+        nameof(FaceGeometry.EyeSize), nameof(FaceGeometry.EyeSpacing), nameof(FaceGeometry.HeadX), nameof(FaceGeometry.HeadY),
+        nameof(FaceGeometry.Tilt), nameof(FaceGeometry.HairShade), nameof(FaceGeometry.SkinShade),
+        nameof(FaceGeometry.BackgroundShade), nameof(FaceGeometry.MouthWidth),
+    };
+
+    private static readonly int CategoricalDims = FaceAttributes.Schema.Sum(s => s.Classes);
+
+    /// <summary>Dimensions of z the map reads: attribute classes, geometry values and renderer style choices.</summary>
+    public static int RequiredZDim { get; } = CategoricalDims + GeometryFields.Count + RendererStyles.Dimensions;
+
+    static LatentFaceMap()
+    {
+        GroupOffsets = new int[FaceAttributes.Schema.Count];
+        UniformOffsets = new double[FaceAttributes.Schema.Count][];
+        for (int a = 0, offset = 0; a < FaceAttributes.Schema.Count; offset += FaceAttributes.Schema[a].Classes, a++)
+        {
+            GroupOffsets[a] = offset;
+            UniformOffsets[a] = new double[FaceAttributes.Schema[a].Classes];
+        }
+    }
+
+    private readonly int _zDim;
+
+    public LatentFaceMap(int zDim)
+    {
+        if (zDim < RequiredZDim)
+            throw new ArgumentException($"Latent tying needs z_dim of at least {RequiredZDim} (attribute classes, geometry values and style choices); the generator has {zDim}.");
+        _zDim = zDim;
+    }
+
+    /// <summary>The attributes of each row of <paramref name="z"/>, a row-major (batch, z_dim) array.</summary>
+    public FaceAttributes[] Attributes(ReadOnlySpan<float> z)
+    {
+        if (z.Length % _zDim != 0) throw new ArgumentException($"z has {z.Length} values, not a multiple of z_dim {_zDim}.");
+        var result = new FaceAttributes[z.Length / _zDim];
+        for (int i = 0; i < result.Length; i++) result[i] = Attributes1(z.Slice(i * _zDim, _zDim));
+        return result;
+    }
+
+    private static FaceAttributes Attributes1(ReadOnlySpan<float> z)
+    {
+        // The mapping network's normalize_2nd_moment, in the same precision, so the map reads what G reads.
+        float meanSquare = 0;
+        foreach (var v in z) meanSquare += v * v;
+        var scale = 1 / MathF.Sqrt(meanSquare / z.Length + 1e-8f);
+
+        var gender = (Gender)Uniform(z, 0);
+        bool man = gender == Gender.Man;
+        var g = new double[GeometryFields.Count];
+        for (int k = 0; k < g.Length; k++) g[k] = NormalCdf(z[CategoricalDims + k] * scale);
+        var geometry = new FaceGeometry
+        {
+            FaceWidth = g[0], FaceLength = g[1], JawRoundness = g[2], EyeSize = g[3], EyeSpacing = g[4], HeadX = g[5],
+            HeadY = g[6], Tilt = g[7], HairShade = g[8], SkinShade = g[9], BackgroundShade = g[10], MouthWidth = g[11],
+        };
+        var styles = RendererStyles.FromLatent(z.Slice(CategoricalDims + GeometryFields.Count, RendererStyles.Dimensions));
+        return new FaceAttributes
+        {
+            Gender = gender,
+            HairColour = (HairColour)Uniform(z, 1),
+            HairStyle = (HairStyle)Pick(z, 2, man ? ManHairOffsets : WomanHairOffsets),
+            EyeColour = (EyeColour)Uniform(z, 3),
+            SkinTone = (SkinTone)Uniform(z, 4),
+            Expression = (Expression)Uniform(z, 5),
+            Glasses = (Glasses)Pick(z, 6, GlassesOffsets),
+            FacialHair = man ? (FacialHair)Pick(z, 7, ManFacialHairOffsets) : FacialHair.None,
+            Background = (Background)Uniform(z, 8),
+            Geometry = RendererStyles.WithStyles(geometry, styles),
+        };
+    }
+
+    /// <summary>The class of schema attribute <paramref name="attribute"/>: argmax of its z group plus the class offsets.</summary>
+    private static int Pick(ReadOnlySpan<float> z, int attribute, double[] offsets)
+    {
+        int start = GroupOffsets[attribute], best = 0;
+        for (int c = 1; c < offsets.Length; c++)
+            if (z[start + c] + offsets[c] > z[start + best] + offsets[best]) best = c;
+        return best;
+    }
+
+    private static int Uniform(ReadOnlySpan<float> z, int attribute) => Pick(z, attribute, UniformOffsets[attribute]);
+
+    /// <summary>Φ(x) through erfc (Abramowitz and Stegun 7.1.26, |error| below 1.5e-7): accurate far beyond pixel precision.</summary>
+    public static double NormalCdf(double x)
+    {
+        double t = Math.Abs(x) / Math.Sqrt(2);
+        double k = 1 / (1 + 0.3275911 * t);
+        double erfc = k * (0.254829592 + k * (-0.284496736 + k * (1.421413741 + k * (-1.453152027 + k * 1.061405429)))) * Math.Exp(-t * t);
+        return x >= 0 ? 1 - erfc / 2 : erfc / 2;
+    }
+}
+
+/// <summary>
+/// Offsets b with P(argmax_k (z_k + b_k) = k) = p_k for independent standard normal z_k: how the latent map draws a
+/// class with given odds while keeping one latent dimension per class.
+/// </summary>
+internal static class ArgmaxOffsets
+{
+    /// <summary>Solved once by fixed-point iteration on the exact win probabilities (numerical integration).</summary>
+    public static double[] For(IReadOnlyList<double> odds)
+    {
+        var p = odds.Select(o => o / odds.Sum()).ToArray();
+        var b = new double[p.Length];
+        for (int iteration = 0; iteration < 500; iteration++)
+        {
+            var q = WinProbabilities(b);
+            double change = 0;
+            for (int k = 0; k < b.Length; k++)
+            {
+                var step = 0.7 * Math.Log(p[k] / q[k]);
+                b[k] += step;
+                change = Math.Max(change, Math.Abs(step));
+            }
+            var mean = b.Average();
+            for (int k = 0; k < b.Length; k++) b[k] -= mean;
+            if (change < 1e-10) break;
+        }
+        return b;
+    }
+
+    /// <summary>P(k wins) = ∫ φ(u) Π_{j≠k} Φ(u + b_k − b_j) du, on a grid over [−9, 9].</summary>
+    public static double[] WinProbabilities(IReadOnlyList<double> b)
+    {
+        const double lo = -9, hi = 9;
+        const int steps = 3600;
+        double du = (hi - lo) / steps;
+        var result = new double[b.Count];
+        for (int k = 0; k < b.Count; k++)
+        {
+            double sum = 0;
+            for (int i = 0; i <= steps; i++)
+            {
+                double u = lo + i * du, f = Math.Exp(-u * u / 2) / Math.Sqrt(2 * Math.PI);
+                for (int j = 0; j < b.Count; j++)
+                    if (j != k) f *= LatentFaceMap.NormalCdf(u + b[k] - b[j]);
+                sum += (i == 0 || i == steps ? 0.5 : 1) * f;
+            }
+            result[k] = sum * du;
+        }
+        return result;
+    }
+}

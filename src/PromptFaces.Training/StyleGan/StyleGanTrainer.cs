@@ -1,0 +1,415 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using PromptFaces.Generation.Devices;
+using PromptFaces.Generation.Optimisation;
+using PromptFaces.Generation.StyleGan2;
+using PromptFaces.Training.Data;
+using PromptFaces.Training.Faces;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace PromptFaces.Training.StyleGan;
+
+/// <summary>The losses of one training step (means over the batch).</summary>
+public sealed record StyleGanStepStats(
+    int Step,                       // the step these numbers belong to (1-based: the count of steps done)
+    double GAdversarial,            // softplus(-D(G(z))): the non-saturating logistic G loss
+    double GReconstruction,         // latent-tying L1 over three scales (0 when disabled)
+    double DLoss,                   // softplus(D(fake)) + softplus(-D(real))
+    double? R1Penalty,              // |∇D(real)|² on R1 steps, before weighting; null on other steps
+    double RealLogit,
+    double FakeLogit);
+
+/// <summary>Where a run stands, reported after every step.</summary>
+public sealed record StyleGanProgress(int Step, int TotalSteps, double Kimg, double ImagesPerSecond, StyleGanStepStats Last);
+
+/// <summary>
+/// Trains the StyleGAN2 generator with NVIDIA's recipe (non-saturating logistic loss, lazy R1 on reals, an EMA copy of
+/// G, the residual discriminator) plus the latent-tying reconstruction objective of <see cref="LatentFaceMap"/>.
+/// </summary>
+/// <remarks>
+/// <para>One step: draw z; render the target face of each z; G phase: fake = G(z) with random noise,
+/// loss = softplus(−D(fake)) + λ·L1₃(fake, target), Adam step on G, update w_avg; D phase on the same fakes (detached,
+/// which saves a second generator forward per step), loss = softplus(D(fake)) + softplus(−D(real)), and every
+/// <see cref="StyleGanTrainingSettings.R1Interval"/> steps + γ/2·k·|∇D(real)|² on the same real logits (one D forward
+/// serves both, so the lazy-regularisation Adam adjustment NVIDIA applies to a separate reg phase does not apply);
+/// finally the EMA update of G_ema.</para>
+/// <para>Reals for D are the target renders of the same z's unless a dataset is given. Because D has no labels, the
+/// pairing is invisible to it; it only makes D's real and fake batches show the same attribute mix, so D's gradient
+/// is about how faces are drawn (edges, shading) rather than what they show, which is what the GAN term is for here:
+/// the L1 term alone fixes layout and colours but is blurry at edges; the adversarial term sharpens them.</para>
+/// <para>Every random draw of step s comes from generators seeded by (seed, s), so a run is deterministic for its
+/// seed on a given device and thread count, and a resumed run continues exactly: the checkpoint holds G, D, G_ema
+/// (parameters and buffers), both optimisers' moments and step counts, and the step.</para>
+/// </remarks>
+public sealed class StyleGanTrainer : IDisposable
+{
+    public const string CheckpointFile = "checkpoint.safetensors";
+    public const string GeneratorFile = "generator.safetensors";
+    public const string LogFile = "log.jsonl";
+    private const string SettingsKey = "promptfaces_stylegan_training";
+
+    private readonly Device _device;
+    private readonly FaceDataset? _reals;
+    private readonly LatentFaceMap? _map;
+    private readonly NamedAdam _optG;
+    private readonly NamedAdam _optD;
+    private readonly string _outputDir;
+
+    public StyleGanTrainingSettings Settings { get; private set; }
+    public StyleGan2Generator Generator { get; }
+    public StyleGan2Generator GeneratorEma { get; }
+    public StyleGan2Discriminator Discriminator { get; }
+
+    /// <summary>Steps completed.</summary>
+    public int Step { get; private set; }
+
+    public long ImagesSeen => (long)Step * Settings.BatchSize;
+
+    private StyleGanTrainer(StyleGanTrainingSettings settings, string outputDir, Device device, FaceDataset? reals)
+    {
+        if (settings.Validate() is string problem) throw new ArgumentException(problem);
+        if (reals is not null && reals.Size != settings.Generator.Resolution)
+            throw new ArgumentException($"The dataset's images are {reals.Size}x{reals.Size} but the generator makes {settings.Generator.Resolution}x{settings.Generator.Resolution}; generate a dataset at the generator's resolution.");
+        CpuAllocator.KeepFreedBlocksForReuse();
+        Settings = settings;
+        _device = device;
+        _reals = reals;
+        _outputDir = outputDir;
+        Directory.CreateDirectory(outputDir);
+        _map = settings.ReconstructionWeight > 0 || reals is null ? new LatentFaceMap(settings.Generator.ZDim) : null;
+
+        // Initial weights from the seed, built directly on the device; G_ema starts as an exact copy of G.
+        random.manual_seed(settings.Seed);
+        Generator = new StyleGan2Generator(settings.Generator, device);
+        Discriminator = new StyleGan2Discriminator(settings.Discriminator, device);
+        GeneratorEma = new StyleGan2Generator(settings.Generator, device);
+        CopyState(Generator, GeneratorEma);
+        GeneratorEma.Freeze();
+        _optG = new NamedAdam(Generator, settings.GLearningRate, settings.Beta1, settings.Beta2, settings.AdamEps);
+        _optD = new NamedAdam(Discriminator, settings.DLearningRate, settings.Beta1, settings.Beta2, settings.AdamEps);
+    }
+
+    /// <summary>A fresh run writing into <paramref name="outputDir"/>; <paramref name="reals"/> null renders D's reals on the fly.</summary>
+    public static StyleGanTrainer Create(StyleGanTrainingSettings settings, string outputDir, Device? device = null, FaceDataset? reals = null) =>
+        new(settings, outputDir, device ?? CPU, reals);
+
+    /// <summary>
+    /// Continues the run saved in <paramref name="checkpointPath"/>. The checkpoint's settings are used; from
+    /// <paramref name="runControl"/> only the run-control fields (total steps and intervals) are taken.
+    /// </summary>
+    public static StyleGanTrainer Resume(string checkpointPath, string outputDir, Device? device = null, FaceDataset? reals = null,
+        StyleGanTrainingSettings? runControl = null)
+    {
+        var checkpoint = TrainingCheckpoint.Read(checkpointPath);
+        var settings = StyleGanTrainingSettings.FromJson(checkpoint.Metadata(SettingsKey), checkpointPath);
+        if (runControl is not null) settings = settings.WithRunControl(runControl);
+        var trainer = new StyleGanTrainer(settings, outputDir, device ?? CPU, reals);
+        try
+        {
+            checkpoint.LoadModule("G.", trainer.Generator);
+            checkpoint.LoadModule("G_ema.", trainer.GeneratorEma);
+            checkpoint.LoadModule("D.", trainer.Discriminator);
+            checkpoint.LoadOptimiser("opt_G.", trainer._optG, long.Parse(checkpoint.Metadata("opt_G_steps")));
+            checkpoint.LoadOptimiser("opt_D.", trainer._optD, long.Parse(checkpoint.Metadata("opt_D_steps")));
+            trainer.Step = int.Parse(checkpoint.Metadata("step"));
+        }
+        catch
+        {
+            trainer.Dispose();
+            throw;
+        }
+        return trainer;
+    }
+
+    /// <summary>One G phase, one D phase (with R1 on every k-th step) and the EMA update.</summary>
+    public StyleGanStepStats TrainStep()
+    {
+        var s = Settings;
+        int batch = s.BatchSize, step = Step;
+        using var scope = NewDisposeScope();
+        // Latents and target renders first, outside the GC-quiet region below: rendering allocates managed memory.
+        float[] z;
+        using (var zScope = NewDisposeScope())
+        {
+            using var zRng = new TorchSharp.torch.Generator(StepSeed(step, stream: 1), CPU);
+            z = randn(new long[] { batch, s.Generator.ZDim }, generator: zRng).data<float>().ToArray();   // (B, z_dim)
+        }
+        var targetBytes = _map is null ? null : Render(_map.Attributes(z));
+        var dataIndices = _reals is null ? null : DatasetIndices(step, batch);
+        return GcQuiet.Run(() => TrainStepTensors(z, targetBytes, dataIndices));
+    }
+
+    /// <summary>
+    /// The tensor work of a step. It runs with the garbage collector paused (<see cref="GcQuiet"/>): TorchSharp leaves
+    /// the Scalars behind every double argument to finalizers, which could otherwise free one while an op still reads it.
+    /// </summary>
+    private StyleGanStepStats TrainStepTensors(float[] zValues, byte[]? targetBytes, int[]? dataIndices)
+    {
+        var s = Settings;
+        int batch = s.BatchSize, step = Step;
+        using var noiseRng = new TorchSharp.torch.Generator(StepSeed(step, stream: 3), _device);
+        var z = tensor(zValues, new long[] { batch, s.Generator.ZDim }).to(_device);               // (B, z_dim)
+        var targets = targetBytes is null ? null : ToImages(targetBytes, batch);                   // (B, 3, R, R)
+        var reals = dataIndices is null ? targets! : _reals!.Images(dataIndices, _device);
+
+        // G phase: D's weights get no gradient, its input does.
+        SetRequiresGrad(Discriminator, false);
+        var ws = Generator.Mapping.Forward(z);                                    // (B, num_ws, w_dim)
+        var fake = Generator.Synthesis.Forward(ws, s.TrainingNoise, noiseRng);  // (B, 3, R, R)
+        var adversarialWeight = s.AdversarialWeightAt(ImagesSeen);
+        var gAdv = adversarialWeight == 0 ? zeros(1, device: _device).squeeze() : F.softplus(-Discriminator.Forward(fake)).mean();
+        var gRec = targets is null || s.ReconstructionWeight == 0 ? zeros(1, device: _device).squeeze() : ReconstructionLoss(fake, targets);
+        var gLoss = gAdv * adversarialWeight + gRec * s.ReconstructionWeight;
+        Generator.zero_grad();
+        gLoss.backward();
+        _optG.Step();
+        using (no_grad())
+        {
+            var wAvg = Generator.Mapping.WAvg;                                   // w_avg ← lerp(mean w, w_avg, β)
+            wAvg.copy_(ws.select(1, 0).mean(new long[] { 0 }) * (1 - s.WAvgBeta) + wAvg * s.WAvgBeta);
+        }
+
+        // D phase on the same (now detached) fakes; R1 shares the real logits. Skipped while reconstruction runs alone.
+        Tensor? dLoss = null, dReal = null, dFake = null, r1 = null;
+        if (s.AdversarialActiveAt(ImagesSeen))
+        {
+            SetRequiresGrad(Discriminator, true);
+            bool doR1 = step % s.R1Interval == 0;
+            var realInput = doR1 ? reals.detach().requires_grad_(true) : reals;
+            dFake = Discriminator.Forward(fake.detach());
+            dReal = Discriminator.Forward(realInput);
+            dLoss = F.softplus(dFake).mean() + F.softplus(-dReal).mean();
+            var dTotal = dLoss;
+            if (doR1)
+            {
+                var grad = autograd.grad(new[] { dReal.sum() }, new[] { realInput }, retain_graph: true, create_graph: true)[0];   // (B, 3, R, R)
+                r1 = grad.square().sum(new long[] { 1, 2, 3 }).mean();
+                dTotal = dLoss + r1 * (s.ResolvedR1Gamma / 2 * s.R1Interval);
+            }
+            Discriminator.zero_grad();
+            dTotal.backward();
+            _optD.Step();
+        }
+
+        UpdateEma();
+        Step++;
+        return new StyleGanStepStats(Step, gAdv.item<float>(), gRec.item<float>(), dLoss?.item<float>() ?? double.NaN, r1?.item<float>(),
+            dReal?.mean().item<float>() ?? double.NaN, dFake?.mean().item<float>() ?? double.NaN);
+    }
+
+    /// <summary>
+    /// Trains until <see cref="StyleGanTrainingSettings.TotalSteps"/>, writing log lines, sample grids and checkpoints on
+    /// their intervals; when cancelled, stops between steps. Either way it ends with a checkpoint and an export of
+    /// G_ema, so the run can be resumed and used.
+    /// </summary>
+    public void Run(IProgress<StyleGanProgress>? progress = null, CancellationToken cancel = default)
+    {
+        var s = Settings;
+        if (Step == 0) WriteSampleGrid(Path.Combine(_outputDir, "grid-000000.png"));
+        WriteTargetGrid();
+        var clock = Stopwatch.StartNew();
+        var windowClock = Stopwatch.StartNew();
+        var window = new List<StyleGanStepStats>();
+        double imagesPerSecond = 0;
+        int windowStart = Step;
+        while (Step < s.TotalSteps && !cancel.IsCancellationRequested)
+        {
+            var stats = TrainStep();
+            window.Add(stats);
+            if (Step % s.LogEvery == 0 || Step == s.TotalSteps)
+            {
+                imagesPerSecond = (Step - windowStart) * s.BatchSize / Math.Max(windowClock.Elapsed.TotalSeconds, 1e-9);
+                AppendLog(window, imagesPerSecond, clock.Elapsed.TotalSeconds);
+                window.Clear();
+                windowClock.Restart();
+                windowStart = Step;
+            }
+            progress?.Report(new StyleGanProgress(Step, s.TotalSteps, ImagesSeen / 1000.0, imagesPerSecond, stats));
+            if (s.GridEvery > 0 && Step % s.GridEvery == 0) WriteSampleGrid(Path.Combine(_outputDir, $"grid-{Step:D6}.png"));
+            if (s.CheckpointEvery > 0 && Step % s.CheckpointEvery == 0 && Step < s.TotalSteps) SaveAll();
+        }
+        if (Step == s.TotalSteps && s.GridEvery > 0 && Step % s.GridEvery != 0) WriteSampleGrid(Path.Combine(_outputDir, $"grid-{Step:D6}.png"));
+        SaveAll();
+    }
+
+    /// <summary>Writes the checkpoint and the G_ema export into the output folder.</summary>
+    public void SaveAll()
+    {
+        SaveCheckpoint(Path.Combine(_outputDir, CheckpointFile));
+        ExportGenerator(Path.Combine(_outputDir, GeneratorFile));
+    }
+
+    /// <summary>Everything a resume needs, as one safetensors file (written to a temporary name, then renamed).</summary>
+    public void SaveCheckpoint(string path)
+    {
+        var tensors = new List<KeyValuePair<string, Tensor>>();
+        tensors.AddRange(Generator.state_dict().Select(kv => new KeyValuePair<string, Tensor>("G." + kv.Key, kv.Value)));
+        tensors.AddRange(GeneratorEma.state_dict().Select(kv => new KeyValuePair<string, Tensor>("G_ema." + kv.Key, kv.Value)));
+        tensors.AddRange(Discriminator.state_dict().Select(kv => new KeyValuePair<string, Tensor>("D." + kv.Key, kv.Value)));
+        tensors.AddRange(_optG.State("opt_G."));
+        tensors.AddRange(_optD.State("opt_D."));
+        var metadata = new Dictionary<string, string>
+        {
+            [SettingsKey] = Settings.ToJson(),
+            [StyleGan2Checkpoint.ConfigMetadataKey] = Settings.Generator.ToKwargs().ToJsonString(),
+            ["step"] = Step.ToString(),
+            ["images_seen"] = ImagesSeen.ToString(),
+            ["renderer_version"] = FaceRenderer.Version.ToString(),
+            ["opt_G_steps"] = _optG.StepCount.ToString(),
+            ["opt_D_steps"] = _optD.StepCount.ToString(),
+            ["rng"] = "every random draw of step s derives from (seed, s); no other random state exists",
+        };
+        TrainingCheckpoint.Write(path, tensors, metadata);
+    }
+
+    /// <summary>G_ema as a generator checkpoint that <see cref="StyleGan2Checkpoint.Load"/> and the optimiser read directly.</summary>
+    public void ExportGenerator(string path)
+    {
+        var tmp = path + ".tmp";
+        StyleGan2Checkpoint.Save(GeneratorEma, tmp, new Dictionary<string, string>
+        {
+            ["training_step"] = Step.ToString(),
+            ["training_kimg"] = (ImagesSeen / 1000.0).ToString("F1"),
+            ["training_settings"] = Settings.ToJson(),
+            ["renderer_version"] = FaceRenderer.Version.ToString(),
+            ["training_objective"] = Settings.ReconstructionWeight > 0
+                ? "StyleGAN2 (non-saturating logistic, lazy R1, G_ema, resnet D) + latent-tying L1 to procedural renders"
+                : "StyleGAN2 (non-saturating logistic, lazy R1, G_ema, resnet D)",
+        });
+        File.Move(tmp, path, overwrite: true);
+    }
+
+    /// <summary>G_ema's faces for fixed latents (8x8, truncation off, constant noise): the same faces at every step.</summary>
+    public void WriteSampleGrid(string path)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var images = GcQuiet.Run(() => GeneratorEma.Forward(FixedGridLatents(), noise: NoiseMode.Const).cpu());
+        SaveGrid(images, path);
+    }
+
+    /// <summary>The renders the fixed grid latents are tied to: what <see cref="WriteSampleGrid"/> should converge to.</summary>
+    private void WriteTargetGrid()
+    {
+        var path = Path.Combine(_outputDir, "grid-targets.png");
+        if (_map is null || File.Exists(path)) return;
+        using var scope = NewDisposeScope();
+        var z = FixedGridLatents().cpu().data<float>().ToArray();
+        var bytes = Render(_map.Attributes(z));
+        SaveGrid(GcQuiet.Run(() => ToImages(bytes, GridSide * GridSide)), path);
+    }
+
+    private Tensor FixedGridLatents()
+    {
+        using var rng = new TorchSharp.torch.Generator((ulong)Settings.Seed ^ 0x5EED_6A1DUL, CPU);
+        return randn(new long[] { GridSide * GridSide, Settings.Generator.ZDim }, generator: rng).to(_device);
+    }
+
+    private const int GridSide = 8;
+
+    private void SaveGrid(Tensor images, string path)
+    {
+        using var grid = GcQuiet.Run(() => SampleGrid.Grid(images, GridSide));
+        SampleGrid.Save(path, grid, new Dictionary<string, string> { ["step"] = Step.ToString(), ["kimg"] = (ImagesSeen / 1000.0).ToString("F1") });
+    }
+
+    /// <summary>Mean L1 at full, half and quarter resolution: the coarse terms weigh layout and colour, the fine one edges.</summary>
+    private static Tensor ReconstructionLoss(Tensor fake, Tensor target)
+    {
+        var loss = (fake - target).abs().mean();
+        for (int k = 2; k <= 4; k *= 2)
+            loss = loss + (F.avg_pool2d(fake, k) - F.avg_pool2d(target, k)).abs().mean();
+        return loss;
+    }
+
+    /// <summary>Renders each face on the CPU into one HWC byte buffer (one face per thread of libtorch's count).</summary>
+    private byte[] Render(FaceAttributes[] attributes)
+    {
+        int r = Settings.Generator.Resolution, perImage = r * r * 3;
+        var bytes = new byte[attributes.Length * perImage];
+        Parallel.For(0, attributes.Length, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, get_num_threads()) },
+            i => FaceRenderer.RenderInto(attributes[i], r, bytes.AsSpan(i * perImage, perImage)));
+        return bytes;
+    }
+
+    /// <summary>HWC bytes → (B, 3, R, R) float32 in [-1, 1] on the device, mapped as the datasets map them.</summary>
+    private Tensor ToImages(byte[] bytes, int count)
+    {
+        int r = Settings.Generator.Resolution;
+        var hwc = tensor(bytes, new long[] { count, r, r, 3 }, ScalarType.Byte);
+        return hwc.to(_device).to(ScalarType.Float32).permute(0, 3, 1, 2).div(127.5).sub(1.0).contiguous();
+    }
+
+    private int[] DatasetIndices(int step, int batch)
+    {
+        var rng = new SplitMix64(StepSeed(step, stream: 2));
+        var indices = new int[batch];
+        for (int i = 0; i < batch; i++) indices[i] = (int)(rng.NextUInt64() % (ulong)_reals!.Count);
+        return indices;
+    }
+
+    private ulong StepSeed(int step, int stream)
+    {
+        var mix = new SplitMix64((ulong)Settings.Seed * 0x9E3779B97F4A7C15UL ^ ((ulong)step << 8) ^ (ulong)stream);
+        return mix.NextUInt64();
+    }
+
+    /// <summary>G_ema ← lerp(G, G_ema, β) with β = 0.5^(batch / half-life in images), buffers (w_avg, noise) copied.</summary>
+    private void UpdateEma()
+    {
+        var s = Settings;
+        double emaImages = s.ResolvedEmaKimg * 1000;
+        if (s.EmaRampup > 0) emaImages = Math.Min(emaImages, ImagesSeen * s.EmaRampup);
+        double beta = Math.Pow(0.5, s.BatchSize / Math.Max(emaImages, 1e-8));
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var source = Generator.named_parameters().ToDictionary(kv => kv.Item1, kv => kv.Item2);
+        foreach (var (name, p) in GeneratorEma.named_parameters())
+            p.mul_(beta).add_(source[name], alpha: 1 - beta);
+        var buffers = Generator.named_buffers().ToDictionary(kv => kv.Item1, kv => kv.Item2);
+        foreach (var (name, b) in GeneratorEma.named_buffers())
+            b.copy_(buffers[name]);
+    }
+
+    private static void CopyState(nn.Module from, nn.Module to)
+    {
+        using var noGrad = no_grad();
+        var source = from.state_dict();
+        foreach (var (name, t) in to.state_dict()) t.copy_(source[name]);
+    }
+
+    private static void SetRequiresGrad(nn.Module module, bool value)
+    {
+        foreach (var p in module.parameters()) p.requires_grad = value;
+    }
+
+    private void AppendLog(List<StyleGanStepStats> window, double imagesPerSecond, double seconds)
+    {
+        var r1 = window.Where(w => w.R1Penalty is not null).Select(w => w.R1Penalty!.Value).ToList();
+        static JsonNode? N(double v, int digits) => double.IsFinite(v) ? JsonValue.Create(Math.Round(v, digits)) : JsonValue.Create(v.ToString());
+        var line = new JsonObject
+        {
+            ["step"] = Step,
+            ["kimg"] = Math.Round(ImagesSeen / 1000.0, 3),
+            ["g_adv"] = N(window.Average(w => w.GAdversarial), 5),
+            ["g_rec"] = N(window.Average(w => w.GReconstruction), 5),
+            ["d_loss"] = N(window.Average(w => w.DLoss), 5),   // NaN (as a string) while D is not yet training
+            ["r1"] = r1.Count == 0 ? null : N(r1.Average(), 5),
+            ["real_logit"] = N(window.Average(w => w.RealLogit), 4),
+            ["fake_logit"] = N(window.Average(w => w.FakeLogit), 4),
+            ["images_per_second"] = N(imagesPerSecond, 2),
+            ["seconds"] = Math.Round(seconds, 1),
+        };
+        File.AppendAllText(Path.Combine(_outputDir, LogFile), line.ToJsonString() + "\n");
+    }
+
+    public void Dispose()
+    {
+        _optG.Dispose();
+        _optD.Dispose();
+        Generator.Dispose();
+        GeneratorEma.Dispose();
+        Discriminator.Dispose();
+    }
+}

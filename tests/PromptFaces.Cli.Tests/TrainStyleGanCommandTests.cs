@@ -1,0 +1,54 @@
+using System.Diagnostics;
+using PromptFaces.Generation.StyleGan2;
+using Xunit;
+
+namespace PromptFaces.Cli.Tests;
+
+/// <summary><c>promptfaces train stylegan</c> run as a user would: a few steps of the tiny preset, then a resume.</summary>
+public sealed class TrainStyleGanCommandTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("pf-trainsg-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private static (int Code, string Out, string Err) Run(params string[] args)
+    {
+        var exe = Path.Combine(AppContext.BaseDirectory, "promptfaces.dll");
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.ArgumentList.Add(exe);
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        if (!p.WaitForExit(TimeSpan.FromMinutes(5)))
+        {
+            p.Kill(entireProcessTree: true);
+            throw new TimeoutException($"promptfaces {string.Join(' ', args)} did not finish");
+        }
+        return (p.ExitCode, stdout.Result, stderr.Result);
+    }
+
+    [Fact]
+    public void Train_stylegan_runs_a_few_steps_exports_a_generator_and_resumes()
+    {
+        var output = Path.Combine(_dir, "run");
+        var (code, stdout, stderr) = Run("train", "stylegan", "--preset", "tiny32", "--out", output, "--steps", "2", "--batch", "4",
+            "--grid-every", "2", "--checkpoint-every", "1", "--log-every", "1", "--threads", "1");
+        Assert.True(code == 0, stderr);
+        Assert.Contains("step 2 of 2", stdout);
+        Assert.Contains("step 2/2", stderr);
+        Assert.True(File.Exists(Path.Combine(output, "grid-000002.png")));
+        using (var g = StyleGan2Checkpoint.Load(Path.Combine(output, "generator.safetensors")))
+            Assert.Equal(32, g.Config.Resolution);
+
+        (code, stdout, stderr) = Run("train", "stylegan", "--out", output, "--resume", "--steps", "3", "--threads", "1");
+        Assert.True(code == 0, stderr);
+        Assert.Contains("step 3 of 3", stdout);
+        Assert.Equal(3, File.ReadAllLines(Path.Combine(output, "log.jsonl")).Length);
+
+        // A second start in the same folder without --resume is a user error, not a crash.
+        (code, _, stderr) = Run("train", "stylegan", "--preset", "tiny32", "--out", output, "--steps", "1");
+        Assert.Equal(2, code);
+        Assert.Contains("--resume", stderr);
+    }
+}

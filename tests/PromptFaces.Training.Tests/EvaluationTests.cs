@@ -1,0 +1,337 @@
+using System.Text.Json;
+using PromptFaces.Generation.Checkpoints;
+using PromptFaces.Generation.Clip;
+using PromptFaces.Generation.Optimisation;
+using PromptFaces.Generation.StyleGan2;
+using PromptFaces.Training.Data;
+using PromptFaces.Training.Evaluation;
+using PromptFaces.Training.Faces;
+using Xunit;
+using static TorchSharp.torch;
+
+namespace PromptFaces.Training.Tests;
+
+public sealed class EvaluationTests : IDisposable
+{
+    private static readonly AttributeJudgeConfig TinyJudge = new() { Width = 16, FeatureDim = 32 };
+
+    private readonly string _dir = Directory.CreateTempSubdirectory("promptfaces-eval-tests-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    /// <summary>The committed models/ folder of the repository the tests were built from.</summary>
+    private static string ModelsFile(string name)
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "PromptFaces.sln"))) return Path.Combine(dir.FullName, "models", name);
+        throw new InvalidOperationException("The repository root (PromptFaces.sln) was not found above the test binaries.");
+    }
+
+    private static EvalPromptSet CommittedPrompts() => EvalPromptSet.Load(ModelsFile(EvalPromptSet.DefaultFileName));
+
+    /// <summary>
+    /// A judge trained for a few steps. On one thread: libtorch 2.x's multi-threaded CPU convolution backward gives
+    /// wrong, run-dependent input gradients for narrow 3x3 layers (8 channels at 32x32) on some CPUs, and this judge is
+    /// narrow; `train judge` defaults to one thread for the same reason.
+    /// </summary>
+    private static JudgeTrainingResult TrainTinyJudge(int steps = 3)
+    {
+        TorchSharp.torch.set_num_threads(1);
+        return JudgeTrainer.Train(new JudgeTrainingOptions
+        {
+            Model = TinyJudge,
+            TrainFaces = 48,
+            HeldOutFaces = 24,
+            ImageSize = 32,
+            Steps = steps,
+            BatchSize = 8,
+            EvaluateEvery = 0,
+        }, cancellationToken: TestContext.Current.CancellationToken);
+    }
+
+    /// <summary>
+    /// A random tiny generator (32x32) and CLIP with a byte-level tokenizer: the evaluation's plumbing does not need
+    /// trained networks, only the shapes and the data flow of real ones.
+    /// </summary>
+    private static FaceModels TinyRandomModels()
+    {
+        manual_seed(1);
+        var generator = new StyleGan2Generator(new StyleGan2Config
+        {
+            ZDim = 16, WDim = 16, Resolution = 32, MappingLayers = 2, ChannelBase = 256, ChannelMax = 16, NumFp16Res = 0,
+        });
+        var clip = new ClipModel(new ClipConfig
+        {
+            ProjectionDim = 16,
+            TextConfig = new ClipTextConfig { VocabSize = 514, HiddenSize = 32, IntermediateSize = 64, NumHiddenLayers = 1, NumAttentionHeads = 2, MaxPositionEmbeddings = 64, EosTokenId = 513 },
+            VisionConfig = new ClipVisionConfig { HiddenSize = 32, IntermediateSize = 64, NumHiddenLayers = 1, NumAttentionHeads = 2, ImageSize = 32, PatchSize = 8 },
+        });
+        return new FaceModels(generator, clip, ByteLevelTokenizer.Create(contextLength: 64), "tiny-random-generator", "tiny-random-clip");
+    }
+
+    // ---- The judge ----
+
+    [Fact]
+    public void Judge_trains_saves_and_loads_exactly()
+    {
+        var result = TrainTinyJudge();
+        using var judge = result.Judge;
+        Assert.Equal(FaceAttributes.Schema.Count, result.HeldOutAccuracy.Count);
+        Assert.All(result.HeldOutAccuracy.Concat(result.HeldOutAccuracyBlurred), a => Assert.InRange(a, 0, 1));
+
+        var path = Path.Combine(_dir, "judge.safetensors");
+        judge.Save(path, result.Metadata(new JudgeTrainingOptions()));
+        using var loaded = AttributeJudge.Load(path, null, out var metadata);
+        Assert.Equal(TinyJudge, loaded.Config);
+        Assert.Equal(FaceRenderer.Version, loaded.RendererVersion);
+        Assert.Contains("hair_colour", metadata["held_out_accuracy"]);
+
+        using var images = FaceDataset.Generate(6, 32, seed: 3, cancellationToken: TestContext.Current.CancellationToken).Images([0, 1, 2, 3, 4, 5]);
+        Assert.Equal(judge.Predict(images).data<long>().ToArray(), loaded.Predict(images).data<long>().ToArray());
+        using var noGrad = no_grad();
+        using var a = judge.Features(images);
+        using var b = loaded.Features(images);
+        Assert.Equal(new long[] { 6, TinyJudge.FeatureDim }, b.shape);
+        Assert.True(a.allclose(b, rtol: 1e-4, atol: 1e-5), $"features differ by up to {(a - b).abs().max().item<float>()}");
+    }
+
+    [Fact]
+    public void Judge_takes_any_image_size_and_reports_every_attribute()
+    {
+        using var judge = new AttributeJudge(TinyJudge).Freeze();
+        foreach (var side in new[] { 32, 64, 128 })
+        {
+            using var images = rand(3, 3, side, side) * 2 - 1;
+            using var predicted = judge.Predict(images);
+            Assert.Equal([3L, FaceAttributes.Schema.Count], predicted.shape);
+            var values = predicted.data<long>().ToArray();
+            for (int i = 0; i < values.Length; i++)
+                Assert.InRange(values[i], 0, FaceAttributes.Schema[i % FaceAttributes.Schema.Count].Classes - 1);
+        }
+        Assert.Throws<ArgumentException>(() => judge.Predict(zeros(2, 1, 64, 64)));
+    }
+
+    [Fact]
+    public void Loading_something_else_as_a_judge_fails_clearly()
+    {
+        var dataset = Path.Combine(_dir, "faces.safetensors");
+        FaceDataset.Generate(2, 32, seed: 1, cancellationToken: TestContext.Current.CancellationToken).Save(dataset);
+        var e = Assert.Throws<InvalidDataException>(() => AttributeJudge.Load(dataset));
+        Assert.Contains(dataset, e.Message);
+        Assert.Contains("promptfaces-faces", e.Message);
+
+        var missing = Path.Combine(_dir, "nothing.safetensors");
+        Assert.Contains("promptfaces train judge", Assert.Throws<FileNotFoundException>(() => AttributeJudge.Load(missing)).Message);
+
+        // A judge file whose tensors do not fit its recorded configuration: strict loading names the key.
+        using var judge = new AttributeJudge(TinyJudge);
+        var path = Path.Combine(_dir, "mismatch.safetensors");
+        judge.Save(path);
+        var (tensors, metadata) = SafeTensorsFile.Read(path);
+        metadata["config"] = (TinyJudge with { FeatureDim = 48 }).ToJson();
+        SafeTensorsFile.Write(path, tensors, metadata);
+        var mismatch = Assert.Throws<CheckpointException>(() => AttributeJudge.Load(path));
+        Assert.Contains("embed.weight", mismatch.Message);
+    }
+
+    [Fact]
+    public void Blur_with_sigma_zero_changes_nothing_and_keeps_flat_colours()
+    {
+        using var images = rand(2, 3, 32, 32) * 2 - 1;
+        using var same = JudgeAugmentation.GaussianBlur(images, zeros(2), maxSigma: 2);
+        Assert.True(same.allclose(images, rtol: 0, atol: 1e-6));
+        using var flat = full(new long[] { 1, 3, 32, 32 }, 0.25f);
+        using var blurred = JudgeAugmentation.GaussianBlur(flat, 3.0);
+        Assert.True(blurred.allclose(flat, rtol: 0, atol: 1e-5));
+        using var rng = new Generator(1);
+        using var augmented = new JudgeAugmentation().Apply(images, rng);
+        Assert.Equal(images.shape, augmented.shape);
+        Assert.True(augmented.abs().max().item<float>() <= 1f);
+    }
+
+    // ---- The Fréchet distance ----
+
+    [Fact]
+    public void Frechet_distance_is_zero_for_identical_sets_and_grows_with_a_shift()
+    {
+        manual_seed(5);
+        using var a = randn(400, 16);
+        Assert.True(Evaluator.FrechetDistance(a, a) < 1e-6);
+
+        // Same covariance, mean moved by c in every dimension: the distance is D·c².
+        double previous = 0;
+        foreach (var c in new[] { 0.25, 0.5, 1.0, 2.0 })
+        {
+            using var shifted = a + c;
+            double d = Evaluator.FrechetDistance(a, shifted);
+            Assert.Equal(16 * c * c, d, 1e-6 * 16 * c * c + 1e-6);
+            Assert.True(d > previous);
+            previous = d;
+        }
+        // A different spread alone also counts: doubling every value adds tr((2Σ½ − Σ½)²) = tr(Σ), plus the moved mean.
+        using var wide = a * 2;
+        double expected = a.to(ScalarType.Float64).var(new long[] { 0 }).sum().item<double>() + a.to(ScalarType.Float64).mean(new long[] { 0 }).square().sum().item<double>();
+        Assert.Equal(expected, Evaluator.FrechetDistance(a, wide), 1e-6 * expected);
+        // Fewer samples than dimensions (singular covariances) still give a finite, non-negative distance.
+        using var few = randn(8, 16);
+        Assert.InRange(Evaluator.FrechetDistance(few, a), 0, 1000);
+    }
+
+    // ---- The prompt set ----
+
+    [Fact]
+    public void Committed_prompt_set_parses_and_states_what_its_text_says()
+    {
+        var set = CommittedPrompts();
+        Assert.InRange(set.Count, 60, 100);
+        foreach (var prompt in set.Prompts)
+        {
+            Assert.InRange(prompt.Stated.Count, 1, EvalPromptSet.MaxStatedAttributes);
+            var parsed = CaptionWriter.Mentioned(prompt.Text).OrderBy(p => p.AttributeIndex).ThenBy(p => p.ClassIndex).ToArray();
+            var stated = prompt.Stated.OrderBy(p => p.AttributeIndex).ThenBy(p => p.ClassIndex).ToArray();
+            Assert.True(parsed.SequenceEqual(stated),
+                $"'{prompt.Text}' states {Describe(stated)} but CaptionWriter.Mentioned reads {Describe(parsed)}");
+        }
+        // Every attribute is asked for, and the set mixes one, two and three stated attributes.
+        for (int a = 0; a < FaceAttributes.Schema.Count; a++)
+            Assert.Contains(set.Prompts, p => p.Stated.Any(s => s.AttributeIndex == a));
+        for (int n = 1; n <= 3; n++) Assert.True(set.Prompts.Count(p => p.Stated.Count == n) >= 10, $"few prompts state {n} attributes");
+
+        // The plain-text copy for the CLIP trainer's --exclude matches, line for line.
+        Assert.Equal(set.Prompts.Select(p => p.Text), File.ReadAllLines(ModelsFile(EvalPromptSet.SentencesFileName)));
+    }
+
+    private static string Describe(IEnumerable<(int AttributeIndex, int ClassIndex)> pairs) =>
+        "{" + string.Join(", ", pairs.Select(p => $"{FaceAttributes.Schema[p.AttributeIndex].Name}={Enum.GetName(FaceAttributes.Schema[p.AttributeIndex].Enum, p.ClassIndex)}")) + "}";
+
+    [Fact]
+    public void No_eval_prompt_is_a_training_caption()
+    {
+        // PROMPTFACES_CAPTION_SAMPLES=2000000 runs the full-size check.
+        int samples = int.TryParse(Environment.GetEnvironmentVariable("PROMPTFACES_CAPTION_SAMPLES"), out var n) ? n : 200_000;
+        var set = CommittedPrompts();
+        var rng = new SplitMix64(20_260_127);
+        var captionWords = new HashSet<string>();
+        for (int i = 0; i < samples; i++)
+        {
+            var caption = CaptionWriter.Write(AttributeSampler.Sample((ulong)i * 7919 + 17), rng);
+            Assert.False(set.Contains(caption), $"CaptionWriter wrote the eval prompt '{caption}'");
+            if (i < 50_000) captionWords.UnionWith(CaptionWriter.Tokenise(caption));
+        }
+        // Stronger than sampling: every prompt has a word that no caption uses, so no caption can equal it.
+        var onlyCaptionWords = set.Prompts.Where(p => CaptionWriter.Tokenise(p.Text).All(captionWords.Contains)).Select(p => p.Text).ToArray();
+        Assert.True(onlyCaptionWords.Length == 0,
+            $"these prompts use only caption words, so CaptionWriter might write them exactly: {string.Join(" | ", onlyCaptionWords)}");
+    }
+
+    [Fact]
+    public void The_seed_articles_prompt_is_a_possible_caption_so_it_is_not_in_the_set()
+    {
+        const string seedPrompt = "An image with the face of a woman with blonde hair and purple eyes";
+        Assert.DoesNotContain(EvalPromptSet.Normalise(seedPrompt), CommittedPrompts().NormalisedSentences);
+        var face = new FaceAttributes { Gender = Gender.Woman, HairColour = HairColour.Blonde, EyeColour = EyeColour.Purple, HairStyle = HairStyle.Long };
+        var rng = new SplitMix64(1);
+        bool written = false;
+        for (int i = 0; i < 2_000_000 && !written; i++)
+            written = EvalPromptSet.Normalise(CaptionWriter.Write(face, rng)) == EvalPromptSet.Normalise(seedPrompt);
+        Assert.True(written, "CaptionWriter never wrote the seed article's prompt; it could then join the evaluation set");
+    }
+
+    [Fact]
+    public void Prompt_files_with_mistakes_fail_with_the_prompt_and_key()
+    {
+        var e = Assert.Throws<InvalidDataException>(() => EvalPromptSet.Parse(
+            """{"prompts": [{"text": "Show me a lady with teal eyes.", "attributes": {"eye_colour": "Teal"}}]}""", "p.json"));
+        Assert.Contains("p.json: prompt 1", e.Message);
+        Assert.Contains("Amber", e.Message);
+        e = Assert.Throws<InvalidDataException>(() => EvalPromptSet.Parse(
+            """{"prompts": [{"text": "A face.", "attributes": {"nose": "Big"}}]}""", "p.json"));
+        Assert.Contains("unknown attribute 'nose'", e.Message);
+        e = Assert.Throws<InvalidDataException>(() => EvalPromptSet.Parse(
+            """{"prompts": [{"text": "Draw a man.", "attributes": {"gender": "Man"}}, {"text": "draw a man", "attributes": {"gender": "Man"}}]}""", "p.json"));
+        Assert.Contains("occurs twice", e.Message);
+    }
+
+    [Fact]
+    public void Subsets_spread_over_the_set_and_keep_each_prompts_index()
+    {
+        var set = CommittedPrompts();
+        var subset = set.Subset(4);
+        Assert.Equal(4, subset.Count);
+        Assert.Equal(0, subset[0].Index);
+        Assert.All(subset, s => Assert.Same(set.Prompts[s.Index], s.Prompt));
+        Assert.True(subset[^1].Index >= set.Count / 2);
+        Assert.Equal(set.Count, set.Subset(null).Count);
+    }
+
+    // ---- The evaluation ----
+
+    [Fact]
+    public void Baseline_faces_are_exactly_the_optimisers_starting_faces()
+    {
+        using var models = TinyRandomModels();
+        using var judge = new AttributeJudge(TinyJudge);
+        var evaluator = new Evaluator(models, judge);
+        using var engine = new CoBatchedOptimiser(models);
+        // One step: the best latent seen is the start, scored before the first update.
+        foreach (var seed in new long[] { 0, 1001 })
+            engine.Enqueue(new OptimisationRequest($"s{seed}", new OptimisationSettings { Prompts = [new WeightedPrompt("a man")], Seed = seed, Steps = 1, PreviewSize = 0 }));
+        var outcomes = engine.RunToCompletion().OrderBy(o => o.JobId).ToArray();
+        using var starts = evaluator.StartImages([0, 1001]);
+        Assert.True(starts.narrow(0, 0, 1).allclose(outcomes[0].Image!.clamp(-1, 1), rtol: 0, atol: 1e-5));
+        Assert.True(starts.narrow(0, 1, 1).allclose(outcomes[1].Image!.clamp(-1, 1), rtol: 0, atol: 1e-5));
+        foreach (var o in outcomes) o.Image?.Dispose();
+    }
+
+    [Fact]
+    public void Evaluation_runs_end_to_end_on_a_small_subset()
+    {
+        using var models = TinyRandomModels();
+        var trained = TrainTinyJudge(steps: 2);
+        using var judge = trained.Judge;
+        var options = new EvaluationOptions
+        {
+            SeedsPerPrompt = 2,
+            PromptLimit = 2,
+            BatchSize = 3,                    // 4 jobs: a full batch, then one joining as the others run
+            RealismSamples = 16,
+            JudgeFaces = 16,
+            DiversityReferencePairs = 8,
+            Optimisation = new OptimisationSettings { Steps = 3, Cutouts = 2, PreviewSize = 0 },
+        };
+        var phases = new List<string>();
+        int grids = 0;
+        var report = new Evaluator(models, judge, options).Run(CommittedPrompts(), "tiny-judge", p => phases.Add(p.Phase),
+            (starts, finals) =>
+            {
+                grids++;
+                Assert.Equal(2, starts.Count);
+                Assert.Equal([2L, 3, 32, 32], finals[0].shape);
+            }, TestContext.Current.CancellationToken);
+
+        Assert.Equal(1, grids);
+        Assert.Contains(phases, p => p.StartsWith("prompts", StringComparison.Ordinal));
+        var p = report.Prompts;
+        Assert.Equal(2, p.PromptCount);
+        Assert.Equal(4, p.Jobs);
+        Assert.Equal(p.PerPrompt.Sum(r => r.Stated.Count * 2), p.AttributeChecks);
+        Assert.All(new[] { p.BaselineAccuracy, p.OptimisedAccuracy, p.BaselineAllStated, p.OptimisedAllStated }, v => Assert.InRange(v, 0, 1));
+        Assert.Equal([0L, 1L], p.PerPrompt[0].Seeds);
+        Assert.Equal(EvaluationOptions.SeedFor(CommittedPrompts().Subset(2)[1].Index, 0), p.PerPrompt[1].Seeds[0]);
+        Assert.Equal(FaceAttributes.Schema.Count, report.Judge.Accuracy.Count);
+        Assert.NotNull(report.Realism);
+        Assert.True(report.Realism.GeneratorPsi1 >= 0 && double.IsFinite(report.Realism.GeneratorPsi1));
+        Assert.True(report.Realism.BlurredRenders >= 0 && double.IsFinite(report.Realism.BlurredRenders));
+        Assert.NotNull(report.Diversity);
+        Assert.Equal(2, report.Diversity.Pairs);
+        Assert.True(report.Diversity.PixelDifferenceRenders > 0);
+
+        using var json = JsonDocument.Parse(report.ToJson());
+        var root = json.RootElement;
+        Assert.Equal(2, root.GetProperty("prompts").GetProperty("prompt_count").GetInt32());
+        Assert.True(root.GetProperty("prompts").GetProperty("optimised_accuracy").GetDouble() >= 0);
+        Assert.True(root.GetProperty("realism").GetProperty("blurred_renders").GetDouble() >= 0);
+        Assert.Equal("tiny-random-generator", root.GetProperty("models").GetProperty("generator").GetString());
+        Assert.True(report.Models.JudgeMatchesRenderer);
+    }
+}

@@ -1,0 +1,224 @@
+using PromptFaces.Generation.Optimisation;
+using PromptFaces.Generation.StyleGan2;
+using PromptFaces.Training.Faces;
+using PromptFaces.Training.StyleGan;
+using TorchSharp;
+using Xunit;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace PromptFaces.Training.Tests;
+
+/// <summary>The StyleGAN2 trainer: discriminator layout, the latent-tying map, and short real training runs.</summary>
+public sealed class StyleGanTrainingTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("pf-stylegan-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private static StyleGanTrainingSettings TinySettings(int steps) => new()
+    {
+        Generator = StyleGanPresets.Tiny32,
+        BatchSize = 4,
+        Seed = 7,
+        TotalSteps = steps,
+        R1Interval = 2,            // R1 on steps 0 and 2, so a resume at 2 must restore its effect exactly
+        GridEvery = 2,
+        CheckpointEvery = 2,
+        LogEvery = 1,
+    };
+
+    [Fact]
+    public void Discriminator_has_NVIDIA_state_dict_names_and_gives_logits_with_gradients()
+    {
+        using var d = new StyleGan2Discriminator(StyleGan2DiscriminatorConfig.ForGenerator(StyleGanPresets.Tiny32));
+        var shapes = d.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.shape);
+        Assert.Equal(new long[] { 16, 3, 1, 1 }, shapes["b32.fromrgb.weight"]);
+        Assert.Equal(new long[] { 16, 16, 3, 3 }, shapes["b32.conv0.weight"]);
+        Assert.Equal(new long[] { 16, 16, 3, 3 }, shapes["b32.conv1.weight"]);
+        Assert.Equal(new long[] { 16, 16, 1, 1 }, shapes["b32.skip.weight"]);
+        Assert.Equal(new long[] { 4, 4 }, shapes["b32.conv1.resample_filter"]);
+        Assert.Equal(new long[] { 4, 4 }, shapes["b32.resample_filter"]);
+        Assert.Equal(new long[] { 16, 17, 3, 3 }, shapes["b4.conv.weight"]);          // + one minibatch-stddev channel
+        Assert.Equal(new long[] { 16, 256 }, shapes["b4.fc.weight"]);
+        Assert.Equal(new long[] { 1, 16 }, shapes["b4.out.weight"]);
+        Assert.Contains("b8.conv1.bias", shapes.Keys);
+        Assert.DoesNotContain("b32.skip.bias", shapes.Keys);                          // NVIDIA's skip has no bias
+        Assert.DoesNotContain("b16.fromrgb.weight", shapes.Keys);                     // resnet: fromrgb only at the top
+        Assert.Equal(new[] { 32, 16, 8 }, d.Config.BlockResolutions);
+
+        using var scope = NewDisposeScope();
+        var img = randn(8, 3, 32, 32).requires_grad_(true);
+        var logits = d.Forward(img);
+        Assert.Equal(new long[] { 8, 1 }, logits.shape);
+        logits.sum().backward();
+        Assert.True(img.grad!.isfinite().all().item<bool>());
+        Assert.True(img.grad!.abs().sum().item<float>() > 0);
+        foreach (var (name, p) in d.named_parameters())
+        {
+            Assert.True(p.grad is not null, $"{name} got no gradient");
+            Assert.True(p.grad!.isfinite().all().item<bool>(), $"{name} has a non-finite gradient");
+        }
+    }
+
+    [Fact]
+    public void Epilogue_conv_on_constant_channels_equals_the_convolution_of_the_appended_maps()
+    {
+        // In float64 libtorch convolves without oneDNN, so the plain convolution of the appended maps is a trustworthy
+        // reference for the closed form the epilogue uses.
+        using var layer = new Conv2dLayer("conv", 16 + 1, 16, 3, CPU, convClamp: 256);
+        layer.to(ScalarType.Float64);
+        using var scope = NewDisposeScope();
+        var x = randn(new long[] { 8, 16, 4, 4 }, dtype: ScalarType.Float64);
+        var stddev = DiscriminatorEpilogue.MinibatchStdFeatures(x, 4, 1);            // (8, 1)
+        var expected = layer.Forward(DiscriminatorEpilogue.MinibatchStd(x, 4, 1));
+        var actual = layer.ForwardWithConstantChannels(x, stddev);
+        Assert.True((expected - actual).abs().max().item<double>() < 1e-10);
+    }
+
+    [Fact]
+    public void Minibatch_stddev_matches_NVIDIAs_formula()
+    {
+        using var scope = NewDisposeScope();
+        var x = randn(8, 6, 4, 4, dtype: ScalarType.Float64);
+        var y = DiscriminatorEpilogue.MinibatchStd(x, 4, 1);
+        Assert.Equal(new long[] { 8, 7, 4, 4 }, y.shape);
+        // Sample i is in group i mod 2 (NVIDIA's reshape(G, -1, ...)): samples 0, 2, 4, 6 form group 0.
+        var group0 = x.index_select(0, tensor(new long[] { 0, 2, 4, 6 }));
+        var expected = (group0.var(0, unbiased: false) + 1e-8).sqrt().mean().item<double>();
+        Assert.Equal(expected, y[2, 6, 1, 3].item<double>(), 10);
+    }
+
+    [Fact]
+    public void Latent_map_draws_attributes_with_the_samplers_odds()
+    {
+        const int n = 20_000;
+        var map = new LatentFaceMap(128);
+        var rng = new SplitMix64(3);
+        var z = new float[n * 128];
+        for (int i = 0; i < z.Length; i += 2)
+        {
+            // Box-Muller: two standard normals from two uniforms.
+            double u1 = 1 - rng.NextDouble(), u2 = rng.NextDouble(), r = Math.Sqrt(-2 * Math.Log(u1));
+            z[i] = (float)(r * Math.Cos(2 * Math.PI * u2));
+            z[i + 1] = (float)(r * Math.Sin(2 * Math.PI * u2));
+        }
+        var mapped = map.Attributes(z);
+        var sampled = Enumerable.Range(0, n).Select(i => AttributeSampler.Sample((ulong)i)).ToArray();
+        for (int a = 0; a < FaceAttributes.Schema.Count; a++)
+        {
+            for (int c = 0; c < FaceAttributes.Schema[a].Classes; c++)
+            {
+                double pm = mapped.Count(f => f.ToLabels()[a] == c) / (double)n;
+                double ps = sampled.Count(f => f.ToLabels()[a] == c) / (double)n;
+                Assert.True(Math.Abs(pm - ps) < 0.02, $"{FaceAttributes.Schema[a].Name} class {c}: map {pm:F3}, sampler {ps:F3}");
+            }
+        }
+        // Conditional structure: facial hair only for men, bald mostly for men.
+        Assert.All(mapped.Where(f => f.Gender == Gender.Woman), f => Assert.Equal(FacialHair.None, f.FacialHair));
+        Assert.InRange(mapped.Average(f => f.Geometry.HeadX), 0.48, 0.52);
+    }
+
+    [Fact]
+    public void Latent_map_is_a_function_of_what_the_mapping_network_sees()
+    {
+        // The mapping network normalises z by its root mean square; scaling z must not change the face.
+        var map = new LatentFaceMap(128);
+        var rng = new SplitMix64(11);
+        var z = Enumerable.Range(0, 128).Select(_ => (float)(rng.NextDouble() * 4 - 2)).ToArray();
+        var scaled = z.Select(v => v * 1.7f).ToArray();
+        var a = map.Attributes(z)[0];
+        var b = map.Attributes(scaled)[0];
+        Assert.Equal(a.ToLabels(), b.ToLabels());
+        Assert.Equal(a.Geometry.FaceWidth, b.Geometry.FaceWidth, 5);
+        Assert.Throws<ArgumentException>(() => new LatentFaceMap(LatentFaceMap.RequiredZDim - 1));
+    }
+
+    [Fact]
+    public void Renderer_style_choices_are_predicted_exactly()
+    {
+        // A face that shows lipstick, shirt, ponytail side and frame shape. If RendererStyles' copy of the renderer's
+        // choice scheme were wrong, the nudged geometry would show different styles (about 83 to 1 against matching).
+        var face = AttributeSampler.Sample(5) with
+        {
+            Gender = Gender.Woman, HairStyle = HairStyle.Ponytail, Glasses = Glasses.Ordinary, FacialHair = FacialHair.None,
+        };
+        var choices = RendererStyles.Of(face.Geometry);
+        var moved = face.Geometry with { HairShade = BitConverter.Int64BitsToDouble(BitConverter.DoubleToInt64Bits(face.Geometry.HairShade) + 1) };
+        var same = RendererStyles.WithStyles(moved, choices);
+        Assert.NotEqual(FaceRenderer.GeometryHash(face.Geometry), FaceRenderer.GeometryHash(same));
+        Assert.Equal(choices, RendererStyles.Of(same));
+        var before = new byte[64 * 64 * 3];
+        var after = new byte[64 * 64 * 3];
+        FaceRenderer.RenderInto(face, 64, before);
+        FaceRenderer.RenderInto(face with { Geometry = same }, 64, after);
+        Assert.Equal(before, after);
+
+        var otherShirt = (int[])choices.Clone();
+        otherShirt[1] = (otherShirt[1] + 1) % RendererStyles.Counts[1];
+        FaceRenderer.RenderInto(face with { Geometry = RendererStyles.WithStyles(face.Geometry, otherShirt) }, 64, after);
+        Assert.NotEqual(before, after);
+    }
+
+    [Fact]
+    public void Argmax_offsets_give_the_requested_odds()
+    {
+        var odds = new[] { 0.6, 0.2, 0.2 };
+        var win = ArgmaxOffsets.WinProbabilities(ArgmaxOffsets.For(odds));
+        for (int k = 0; k < odds.Length; k++) Assert.Equal(odds[k], win[k], 6);
+    }
+
+    [Fact]
+    public void A_short_run_writes_grids_checkpoint_and_generator_and_a_resume_continues_exactly()
+    {
+        var straight = Path.Combine(_dir, "straight");
+        using (var trainer = StyleGanTrainer.Create(TinySettings(4), straight))
+        {
+            var steps = new List<StyleGanProgress>();
+            trainer.Run(new Collect(steps), TestContext.Current.CancellationToken);
+            Assert.Equal(new[] { 1, 2, 3, 4 }, steps.Select(p => p.Step));
+            Assert.All(steps, p => Assert.True(double.IsFinite(p.Last.GAdversarial) && double.IsFinite(p.Last.DLoss) && double.IsFinite(p.Last.GReconstruction)));
+            Assert.NotNull(steps[0].Last.R1Penalty);
+            Assert.Null(steps[1].Last.R1Penalty);
+        }
+        foreach (var f in new[] { "checkpoint.safetensors", "generator.safetensors", "grid-000000.png", "grid-000002.png", "grid-000004.png", "grid-targets.png", "log.jsonl" })
+            Assert.True(File.Exists(Path.Combine(straight, f)), $"{f} is missing");
+        Assert.Equal(4, File.ReadAllLines(Path.Combine(straight, "log.jsonl")).Length);
+
+        using (var exported = StyleGan2Checkpoint.Load(Path.Combine(straight, StyleGanTrainer.GeneratorFile)))
+        {
+            Assert.Equal(StyleGanPresets.Tiny32, exported.Config);
+            using var scope = NewDisposeScope();
+            var img = exported.Forward(randn(2, exported.Config.ZDim), psi: 0.7);
+            Assert.Equal(new long[] { 2, 3, 32, 32 }, img.shape);
+            Assert.True(img.isfinite().all().item<bool>());
+        }
+
+        // The same run in two halves: 2 steps, a new process's worth of state from the checkpoint, 2 more.
+        var halves = Path.Combine(_dir, "halves");
+        using (var first = StyleGanTrainer.Create(TinySettings(2), halves)) first.Run(cancel: TestContext.Current.CancellationToken);
+        using (var second = StyleGanTrainer.Resume(Path.Combine(halves, StyleGanTrainer.CheckpointFile), halves, runControl: TinySettings(4)))
+        {
+            Assert.Equal(2, second.Step);
+            second.Run(cancel: TestContext.Current.CancellationToken);
+            Assert.Equal(4, second.Step);
+        }
+        var a = Generation.Checkpoints.SafeTensorsFile.Read(Path.Combine(straight, StyleGanTrainer.CheckpointFile)).Tensors;
+        var b = Generation.Checkpoints.SafeTensorsFile.Read(Path.Combine(halves, StyleGanTrainer.CheckpointFile)).Tensors;
+        Assert.Equal(a.Keys.OrderBy(k => k), b.Keys.OrderBy(k => k));
+        foreach (var key in a.Keys) Assert.True(a[key].Data.AsSpan().SequenceEqual(b[key].Data), $"{key} differs between the straight and the resumed run");
+        Assert.Contains(a.Keys, k => k.StartsWith("opt_D.", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Starting_a_resume_from_a_missing_checkpoint_is_a_clear_error()
+    {
+        var e = Assert.Throws<Generation.Checkpoints.CheckpointException>(() => StyleGanTrainer.Resume(Path.Combine(_dir, "nothing.safetensors"), _dir));
+        Assert.Contains("does not exist", e.Message);
+    }
+
+    private sealed class Collect(List<StyleGanProgress> into) : IProgress<StyleGanProgress>
+    {
+        public void Report(StyleGanProgress value) => into.Add(value);
+    }
+}
