@@ -58,8 +58,9 @@ public sealed class CliTests : IDisposable
         var generator = Fixture("stylegan2", "stylegan2_tiny_official_format.pkl");
         var png = Path.Combine(_dir, "face.png");
         var gif = Path.Combine(_dir, "face.gif");
+        var before = Path.Combine(_dir, "start.png");
         var (code, stdout, stderr) = Run("generate", "--prompt", "a face with red hair", "--seed", "5", "--steps", "6",
-            "--generator", generator, "--clip", clip, "--out", png, "--gif", gif, "--gif-every", "2", "--json");
+            "--generator", generator, "--clip", clip, "--out", png, "--start-out", before, "--gif", gif, "--gif-every", "2", "--json");
         Assert.True(code == 0, stderr);
 
         var json = JsonNode.Parse(stdout.TrimEnd().Split('\n')[^1])!.AsObject();
@@ -79,6 +80,20 @@ public sealed class CliTests : IDisposable
 
         using var animation = SixLabors.ImageSharp.Image.Load(gif);
         Assert.True(animation.Frames.Count >= 3, $"the GIF has {animation.Frames.Count} frames");
+
+        // The starting face: step 0, scored at the start similarity, and a different picture from the optimised one.
+        Assert.Equal(Path.GetFullPath(before), json["start_out"]!.GetValue<string>());
+        var startText = PngWriter.ReadPngText(before);
+        Assert.Equal("0", startText["steps"]);
+        Assert.Equal("5", startText["seed"]);
+        using var startImage = SixLabors.ImageSharp.Image.Load<SixLabors.ImageSharp.PixelFormats.Rgb24>(before);
+        using var endImage = SixLabors.ImageSharp.Image.Load<SixLabors.ImageSharp.PixelFormats.Rgb24>(png);
+        Assert.Equal(endImage.Width, startImage.Width);
+        long difference = 0;
+        for (int y = 0; y < endImage.Height; y++)
+            for (int x = 0; x < endImage.Width; x++)
+                difference += Math.Abs(endImage[x, y].R - startImage[x, y].R) + Math.Abs(endImage[x, y].G - startImage[x, y].G);
+        Assert.True(difference > 0, "the starting face equals the optimised face");
     }
 
     [Fact]

@@ -6,6 +6,8 @@ using System.Text.Json.Nodes;
 using PromptFaces.Generation.Devices;
 using PromptFaces.Generation.Imaging;
 using PromptFaces.Generation.Optimisation;
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.PixelFormats;
 using Spectre.Console;
 
 namespace PromptFaces.Cli.Commands;
@@ -26,6 +28,7 @@ internal static class GenerateCommand
         var patience = new Option<int>("--patience") { Description = "Stop after this many steps without improvement (0: never).", DefaultValueFactory = _ => 0 };
         var output = new Option<string>("--out", "-o") { Description = "Output PNG (prompt, seed, steps, models and similarity are embedded).", DefaultValueFactory = _ => "face.png" };
         var gif = new Option<string?>("--gif") { Description = "Also write an animated GIF of the optimisation." };
+        var startOut = new Option<string?>("--start-out") { Description = "Also save the starting face (before any step) as PNG: a before-and-after pair with --out." };
         var gifEvery = new Option<int>("--gif-every") { Description = "Keep every k-th step in the GIF.", DefaultValueFactory = _ => 2 };
         var generator = new Option<string?>("--generator") { Description = "Generator checkpoint: NVIDIA .pkl or .safetensors (default: the shipped model)." };
         var clip = new Option<string?>("--clip") { Description = "CLIP model folder in Hugging Face layout (default: the shipped model)." };
@@ -36,7 +39,7 @@ internal static class GenerateCommand
 
         var command = new Command("generate", "Optimise a face for a prompt and save it as PNG.")
         {
-            prompt, negative, seed, steps, starts, psi, lr, cutouts, patience, output, gif, gifEvery, generator, clip, json, device, libtorch, threads,
+            prompt, negative, seed, steps, starts, psi, lr, cutouts, patience, output, startOut, gif, gifEvery, generator, clip, json, device, libtorch, threads,
         };
         command.SetAction(r =>
         {
@@ -65,16 +68,21 @@ internal static class GenerateCommand
             var loadClock = Stopwatch.StartNew();
             using var models = FaceModels.Load(generatorPath, clipPath, dev);
             var loadMs = loadClock.Elapsed.TotalMilliseconds;
+            var startPath = r.GetValue(startOut);
             using var animation = gifPath is null ? null : new AnimationWriter(captureInterval: every);
+            Image<Rgb24>? startImage = null;
             var stepTimes = new List<double>();
             double lastElapsed = 0;
             JobOutcome? outcome = null;
 
-            // With --gif, the per-step "preview" is the full-size frame, kept by the animation writer.
-            Func<TorchSharp.torch.Tensor, int, (byte[], string)>? keepFrame = animation is null ? null : (frame, _) =>
+            // With --gif or --start-out, the per-step "preview" is the full-size frame: the animation writer keeps every
+            // k-th one (and the first and last), and step 1's (the face before any update) is the starting face.
+            Func<TorchSharp.torch.Tensor, int, (byte[], string)>? keepFrame = animation is null && startPath is null ? null : (frame, _) =>
             {
-                using var image = ImageTensors.ToImage(frame);
-                animation.AddFrame(image);
+                var image = ImageTensors.ToImage(frame);
+                animation?.AddFrame(image);
+                if (startImage is null && startPath is not null) startImage = image;   // the first frame is step 1's
+                else image.Dispose();
                 return (Array.Empty<byte>(), "");
             };
             using var engine = new CoBatchedOptimiser(models, keepFrame);
@@ -83,7 +91,7 @@ internal static class GenerateCommand
                 .Start(ctx =>
                 {
                     var task = ctx.AddTask($"seed {chosenSeed}", maxValue: settings.Steps);
-                    engine.Enqueue(new OptimisationRequest("cli", settings with { PreviewSize = gifPath is null ? 0 : models.Generator.Config.Resolution, PreviewEvery = every },
+                    engine.Enqueue(new OptimisationRequest("cli", settings with { PreviewSize = keepFrame is null ? 0 : models.Generator.Config.Resolution, PreviewEvery = every },
                         p =>
                         {
                             stepTimes.Add(p.ElapsedMs - lastElapsed);
@@ -109,6 +117,20 @@ internal static class GenerateCommand
                 FinalSimilarity = outcome.SimilarityEnd,
             });
             if (animation is not null && gifPath is not null) animation.SaveGif(gifPath);
+            if (startPath is not null)
+            {
+                using var start = startImage ?? throw new CliException("The optimisation reported no starting face.");
+                PngWriter.SavePng(startPath, start, new GenerationMetadata
+                {
+                    Prompt = settings.Prompts[0].Text,
+                    NegativePrompt = r.GetValue(negative),
+                    Seed = chosenSeed,
+                    Steps = 0,
+                    GeneratorModel = models.GeneratorName,
+                    ClipModel = models.ClipName,
+                    FinalSimilarity = outcome.SimilarityStart,
+                });
+            }
 
             foreach (var w in outcome.Warnings) CliRunner.Err.MarkupLineInterpolated($"[yellow]warning:[/] {w}");
             var msPerStep = Median(stepTimes.Skip(1).DefaultIfEmpty(stepTimes.FirstOrDefault()));
@@ -129,6 +151,7 @@ internal static class GenerateCommand
                     ["seconds_loading"] = Math.Round(loadMs / 1000, 3),
                     ["out"] = Path.GetFullPath(outPath),
                     ["gif"] = gifPath is null ? null : Path.GetFullPath(gifPath),
+                    ["start_out"] = startPath is null ? null : Path.GetFullPath(startPath),
                     ["generator"] = models.GeneratorName,
                     ["clip"] = models.ClipName,
                     ["device"] = ComputeDevices.DescribeDevice(models.Device),

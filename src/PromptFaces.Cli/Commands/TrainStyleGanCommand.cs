@@ -131,7 +131,7 @@ internal static class TrainStyleGanCommand
     }
 
     private static string Describe(StyleGanProgress p) => string.Create(CultureInfo.InvariantCulture,
-        $"step {p.Step}/{p.TotalSteps} {p.Kimg:F1} kimg  G {p.Last.GAdversarial:F3} rec {p.Last.GReconstruction:F3} D {p.Last.DLoss:F3}  {p.ImagesPerSecond:F1} img/s");
+        $"step {p.Step}/{p.TotalSteps} {p.Kimg:F1} kimg  rec {p.Last.GReconstruction:F3}{(double.IsNaN(p.Last.DLoss) ? "  (no discriminator yet)" : string.Create(CultureInfo.InvariantCulture, $"  G {p.Last.GAdversarial:F3} D {p.Last.DLoss:F3}"))}  {p.ImagesPerSecond:F1} img/s");
 
     /// <summary>Reports on the training thread (Progress&lt;T&gt; would post to the thread pool and reorder lines).</summary>
     private sealed class InlineProgress(Action<StyleGanProgress> report) : IProgress<StyleGanProgress>
