@@ -211,6 +211,26 @@ public sealed class StyleGanTrainingTests : IDisposable
     }
 
     [Fact]
+    public void Momentum_of_the_supervised_phase_is_stored_and_changes_the_updates()
+    {
+        var supervised = TinySettings(3) with { AdversarialStartKimg = 1, ReconstructionBeta1 = 0.9 };
+        Assert.Equal(supervised, StyleGanTrainingSettings.FromJson(supervised.ToJson(), "test"));
+        Assert.NotNull(new StyleGanTrainingSettings { Beta1 = 0.5, ReconstructionBeta1 = 1.5 }.Validate());
+
+        byte[] Generator(StyleGanTrainingSettings settings, string name)
+        {
+            var dir = Path.Combine(_dir, name);
+            using (var trainer = StyleGanTrainer.Create(settings, dir)) trainer.Run(cancel: TestContext.Current.CancellationToken);
+            return File.ReadAllBytes(Path.Combine(dir, StyleGanTrainer.GeneratorFile));
+        }
+        var withMomentum = Generator(supervised, "momentum");
+        var without = Generator(supervised with { ReconstructionBeta1 = null }, "plain");
+        var again = Generator(supervised, "momentum-again");
+        Assert.Equal(withMomentum, again);
+        Assert.NotEqual(withMomentum, without);
+    }
+
+    [Fact]
     public void Starting_a_resume_from_a_missing_checkpoint_is_a_clear_error()
     {
         var e = Assert.Throws<Generation.Checkpoints.CheckpointException>(() => StyleGanTrainer.Resume(Path.Combine(_dir, "nothing.safetensors"), _dir));

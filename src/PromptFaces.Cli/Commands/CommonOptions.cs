@@ -1,5 +1,6 @@
 using System.CommandLine;
 using PromptFaces.Generation.Devices;
+using PromptFaces.Generation.Optimisation;
 using static TorchSharp.torch;
 
 namespace PromptFaces.Cli.Commands;
@@ -21,6 +22,21 @@ internal static class CommonOptions
     public static Option<int?> Threads() => new("--threads")
     {
         Description = "CPU threads for libtorch (default: all cores).",
+    };
+
+    public static Option<string> Space() => new("--space")
+    {
+        Description = "Latents to optimise: w+ (one per layer, the most freedom) or w (one shared change, stays closer to the faces the generator knows).",
+        DefaultValueFactory = _ => SpaceName(new OptimisationSettings().Space),
+    };
+
+    public static string SpaceName(LatentSpace space) => space == LatentSpace.W ? "w" : "w+";
+
+    public static LatentSpace ParseSpace(string? value) => value?.Trim().ToLowerInvariant() switch
+    {
+        "w" => LatentSpace.W,
+        "w+" or "wplus" => LatentSpace.WPlus,
+        _ => throw new CliException($"--space {value}: use w+ or w."),
     };
 
     public static Device ResolveDevice(ParseResult r, Option<string> device, Option<string?> libtorch, Option<int?> threads)

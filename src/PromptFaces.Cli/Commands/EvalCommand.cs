@@ -25,6 +25,9 @@ internal static class EvalCommand
         var prompts = new Option<string?>("--prompts") { Description = $"Prompt set JSON (default: the committed models/{ModelLocator.EvalPromptsFile})." };
         var limit = new Option<int?>("--limit") { Description = "Evaluate only N prompts, spread evenly over the set (seeds stay those of the full run)." };
         var seeds = new Option<int>("--seeds") { Description = "Seeds (starting faces) per prompt.", DefaultValueFactory = _ => 3 };
+        var lr = new Option<double>("--lr") { Description = "Peak learning rate of every job.", DefaultValueFactory = _ => new OptimisationSettings().LearningRate };
+        var cutouts = new Option<int>("--cutouts") { Description = "Augmented views CLIP scores per step.", DefaultValueFactory = _ => new OptimisationSettings().Cutouts };
+        var space = CommonOptions.Space();
         var steps = new Option<int>("--steps") { Description = "Optimisation steps per job (the default optimisation otherwise).", DefaultValueFactory = _ => 100 };
         var samples = new Option<int>("--samples") { Description = "Generator samples and renders for the Fréchet distances (0 skips realism).", DefaultValueFactory = _ => 1000 };
         var judgeFaces = new Option<int>("--judge-faces") { Description = "Fresh renders for the judge's held-out accuracy.", DefaultValueFactory = _ => 2000 };
@@ -38,7 +41,7 @@ internal static class EvalCommand
 
         var command = new Command("eval", "Judged evaluation: prompt accuracy (optimised vs starting faces), judge accuracy, realism and diversity.")
         {
-            generator, clip, judge, prompts, limit, seeds, steps, samples, judgeFaces, batch, grid, writeExclusions, json, device, libtorch, threads,
+            generator, clip, judge, prompts, limit, seeds, steps, lr, cutouts, space, samples, judgeFaces, batch, grid, writeExclusions, json, device, libtorch, threads,
         };
         command.SetAction(r =>
         {
@@ -57,7 +60,14 @@ internal static class EvalCommand
                 BatchSize = r.GetValue(batch),
                 RealismSamples = r.GetValue(samples),
                 JudgeFaces = r.GetValue(judgeFaces),
-                Optimisation = new OptimisationSettings { Steps = r.GetValue(steps), PreviewSize = 0 },
+                Optimisation = new OptimisationSettings
+                {
+                    Steps = r.GetValue(steps),
+                    LearningRate = r.GetValue(lr),
+                    Cutouts = r.GetValue(cutouts),
+                    Space = CommonOptions.ParseSpace(r.GetValue(space)),
+                    PreviewSize = 0,
+                },
             };
             if (options.Validate() is string problem) throw new CliException(problem);
 

@@ -25,6 +25,7 @@ internal static class GenerateCommand
         var psi = new Option<double>("--psi") { Description = "Truncation psi of the starting latent.", DefaultValueFactory = _ => 0.7 };
         var lr = new Option<double>("--lr") { Description = "Peak learning rate.", DefaultValueFactory = _ => new OptimisationSettings().LearningRate };
         var cutouts = new Option<int>("--cutouts") { Description = "Augmented views CLIP scores per step.", DefaultValueFactory = _ => new OptimisationSettings().Cutouts };
+        var space = CommonOptions.Space();
         var patience = new Option<int>("--patience") { Description = "Stop after this many steps without improvement (0: never).", DefaultValueFactory = _ => 0 };
         var output = new Option<string>("--out", "-o") { Description = "Output PNG (prompt, seed, steps, models and similarity are embedded).", DefaultValueFactory = _ => "face.png" };
         var gif = new Option<string?>("--gif") { Description = "Also write an animated GIF of the optimisation." };
@@ -39,7 +40,7 @@ internal static class GenerateCommand
 
         var command = new Command("generate", "Optimise a face for a prompt and save it as PNG.")
         {
-            prompt, negative, seed, steps, starts, psi, lr, cutouts, patience, output, startOut, gif, gifEvery, generator, clip, json, device, libtorch, threads,
+            prompt, negative, seed, steps, starts, psi, lr, cutouts, space, patience, output, startOut, gif, gifEvery, generator, clip, json, device, libtorch, threads,
         };
         command.SetAction(r =>
         {
@@ -57,6 +58,7 @@ internal static class GenerateCommand
                 TruncationPsi = r.GetValue(psi),
                 LearningRate = r.GetValue(lr),
                 Cutouts = r.GetValue(cutouts),
+                Space = CommonOptions.ParseSpace(r.GetValue(space)),
                 Patience = r.GetValue(patience),
                 PreviewSize = 0,
             };

@@ -32,6 +32,7 @@ internal static class TrainStyleGanCommand
         var advStart = new Option<double>("--adv-start-kimg") { Description = "Train by reconstruction alone (no discriminator, several times faster) for this many kimg.", DefaultValueFactory = _ => 0 };
         var advRamp = new Option<double>("--adv-ramp-kimg") { Description = "Then raise the adversarial weight linearly from 0 over this many kimg.", DefaultValueFactory = _ => 0 };
         var noise = new Option<string>("--noise") { Description = "Noise inputs during training: none (default; the renders have no stochastic detail), random or const.", DefaultValueFactory = _ => "none" };
+        var recBeta1 = new Option<double?>("--rec-beta1") { Description = "G's Adam beta1 while no discriminator runs (before --adv-start-kimg); default the recipe's 0. Momentum (0.9) speeds the supervised phase." };
         var mappingLr = new Option<double?>("--mapping-lr-mult") { Description = "The mapping network's learning-rate multiplier (default the preset's, NVIDIA's 0.01)." };
         var dChannelBase = new Option<int?>("--d-channel-base") { Description = "The discriminator's channel_base (default: the generator's); smaller trains faster." };
         var emaKimg = new Option<double?>("--ema-kimg") { Description = "G_ema half-life in thousands of images (default batch·10/32)." };
@@ -44,7 +45,7 @@ internal static class TrainStyleGanCommand
 
         var command = new Command("stylegan", "Train the small StyleGAN2 on procedurally rendered faces.")
         {
-            data, output, preset, steps, kimg, batch, seed, resume, lr, r1, rec, adv, advStart, advRamp, noise, mappingLr, dChannelBase, emaKimg, gridEvery, checkpointEvery, logEvery,
+            data, output, preset, steps, kimg, batch, seed, resume, lr, r1, rec, adv, advStart, advRamp, noise, recBeta1, mappingLr, dChannelBase, emaKimg, gridEvery, checkpointEvery, logEvery,
             device, libtorch, threads,
         };
         command.SetAction(r =>
@@ -68,6 +69,7 @@ internal static class TrainStyleGanCommand
                 AdversarialWeight = r.GetValue(adv),
                 AdversarialStartKimg = r.GetValue(advStart),
                 AdversarialRampKimg = r.GetValue(advRamp),
+                ReconstructionBeta1 = r.GetValue(recBeta1),
                 TrainingNoise = Enum.TryParse<NoiseMode>(r.GetValue(noise), ignoreCase: true, out var nm) ? nm : throw new CliException($"--noise {r.GetValue(noise)}: use none, random or const."),
                 EmaKimg = r.GetValue(emaKimg),
                 DChannelBase = r.GetValue(dChannelBase),

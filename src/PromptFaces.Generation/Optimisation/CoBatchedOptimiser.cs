@@ -345,6 +345,9 @@ public sealed class CoBatchedOptimiser : IDisposable
         public void AdamStep(double lr)
         {
             var grad = Ws.grad ?? throw new InvalidOperationException("no gradient reached the latents");
+            // In W, every layer's latent takes the same step: the layers' gradients are averaged (Adam ignores the scale),
+            // so the per-layer offsets of the start (truncation cutoff) stay as they were.
+            if (Settings.Space == LatentSpace.W) grad.copy_(grad.mean(new long[] { 1 }, keepdim: true).expand_as(grad));
             StepIndex++;
             M.mul_(Beta1).add_(grad, alpha: 1 - Beta1);
             V.mul_(Beta2).addcmul_(grad, grad, value: 1 - Beta2);

@@ -12,6 +12,15 @@ public enum GuidanceLoss
     Cosine,
 }
 
+/// <summary>Which latents the optimiser moves.</summary>
+public enum LatentSpace
+{
+    /// <summary>One w per synthesis layer, each free (W+): the most expressive, and the easiest to push off the faces the generator knows.</summary>
+    WPlus,
+    /// <summary>One shared change for all layers (W): the layers' latents move together, as the mapping network's outputs do.</summary>
+    W,
+}
+
 /// <summary>
 /// Everything that decides one optimisation run. Defaults follow what worked for CLIP-guided StyleGAN: truncation 0.7
 /// for a typical start, W+ with Adam, a short warm-up and a cosine ramp-down of the learning rate.
@@ -30,6 +39,7 @@ public sealed record OptimisationSettings
     public int Cutouts { get; init; } = 8;                  // augmented views per step; the first is always the whole image
     public double CutoutMinScale { get; init; } = 0.7;      // smallest crop side as a fraction of the image side
     public GuidanceLoss Loss { get; init; } = GuidanceLoss.Spherical;
+    public LatentSpace Space { get; init; } = LatentSpace.WPlus;  // W+ (per-layer latents) or W (one shared change)
     public double LatentPullWeight { get; init; }           // L2 pull towards the starting latent; 0 disables
     public int Patience { get; init; }                      // stop after this many steps without improvement; 0 disables
     public double MinImprovement { get; init; } = 1e-3;    // similarity gain that counts as improvement for Patience

@@ -33,10 +33,12 @@ public sealed class NamedAdam : IDisposable
     }
 
     /// <summary>One update from the parameters' current gradients (parameters without one are skipped); clears the gradients.</summary>
-    public void Step()
+    /// <param name="beta1">this step's first-moment decay instead of <see cref="Beta1"/> (a phase of training with momentum).</param>
+    public void Step(double? beta1 = null)
     {
         StepCount++;
-        double bias1 = 1 - Math.Pow(Beta1, StepCount), bias2 = 1 - Math.Pow(Beta2, StepCount);
+        double b1 = beta1 ?? Beta1;
+        double bias1 = 1 - Math.Pow(b1, StepCount), bias2 = 1 - Math.Pow(Beta2, StepCount);
         double stepSize = LearningRate / bias1, bias2Sqrt = Math.Sqrt(bias2);
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
@@ -44,7 +46,7 @@ public sealed class NamedAdam : IDisposable
         {
             var g = p.grad;
             if (g is null) continue;
-            m.mul_(Beta1).add_(g, alpha: 1 - Beta1);
+            m.mul_(b1).add_(g, alpha: 1 - b1);
             v.mul_(Beta2).addcmul_(g, g, value: 1 - Beta2);
             var denom = (v.sqrt() / bias2Sqrt).add_(Eps);
             p.addcdiv_(m, denom, value: -stepSize);

@@ -163,7 +163,7 @@ public sealed class StyleGanTrainer : IDisposable
         var gLoss = gAdv * adversarialWeight + gRec * s.ReconstructionWeight;
         Generator.zero_grad();
         gLoss.backward();
-        _optG.Step();
+        _optG.Step(s.AdversarialActiveAt(ImagesSeen) ? null : s.ReconstructionBeta1);
         using (no_grad())
         {
             var wAvg = Generator.Mapping.WAvg;                                   // w_avg ← lerp(mean w, w_avg, β)

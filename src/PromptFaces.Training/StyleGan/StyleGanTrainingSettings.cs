@@ -22,6 +22,7 @@ public sealed record StyleGanTrainingSettings
     public double GLearningRate { get; init; } = 0.0025;
     public double DLearningRate { get; init; } = 0.0025;
     public double Beta1 { get; init; }                     // 0: StyleGAN2's Adam keeps no first-moment memory
+    public double? ReconstructionBeta1 { get; init; }      // G's beta1 while no discriminator runs (a supervised phase gains from momentum); null: Beta1
     public double Beta2 { get; init; } = 0.99;
     public double AdamEps { get; init; } = 1e-8;
 
@@ -81,6 +82,7 @@ public sealed record StyleGanTrainingSettings
         if (BatchSize < 1 || (BatchSize > 4 && BatchSize % 4 != 0))
             return $"--batch {BatchSize}: the batch must be at most 4 or a multiple of 4 (the discriminator's minibatch-stddev groups).";
         if (TotalSteps < 0) return $"--steps {TotalSteps} must not be negative.";
+        if (Beta1 is < 0 or >= 1 || ReconstructionBeta1 is < 0 or >= 1 || Beta2 is < 0 or >= 1) return "Adam's betas must lie in [0, 1).";
         if (R1Interval < 1) return $"The R1 interval {R1Interval} must be at least 1.";
         if (GridEvery < 0 || CheckpointEvery < 0 || LogEvery < 1) return "Grid, checkpoint and log intervals must not be negative (log at least 1).";
         if (ReconstructionWeight < 0 || AdversarialWeight < 0 || AdversarialRampKimg < 0 || AdversarialStartKimg < 0) return "Loss weights and the adversarial start and ramp must not be negative.";
@@ -113,6 +115,7 @@ public sealed record StyleGanTrainingSettings
             ["g_lr"] = GLearningRate,
             ["d_lr"] = DLearningRate,
             ["beta1"] = Beta1,
+            ["reconstruction_beta1"] = ReconstructionBeta1,
             ["beta2"] = Beta2,
             ["adam_eps"] = AdamEps,
             ["r1_gamma"] = R1Gamma,
@@ -150,6 +153,7 @@ public sealed record StyleGanTrainingSettings
                 GLearningRate = D("g_lr"),
                 DLearningRate = D("d_lr"),
                 Beta1 = D("beta1"),
+                ReconstructionBeta1 = o["reconstruction_beta1"]?.GetValue<double>(),
                 Beta2 = D("beta2"),
                 AdamEps = D("adam_eps"),
                 R1Gamma = o["r1_gamma"]?.GetValue<double>(),

@@ -139,6 +139,39 @@ public sealed class OptimiserTests : IDisposable
     }
 
     [Fact]
+    public void In_W_every_layer_takes_the_same_step_while_W_plus_moves_layers_apart()
+    {
+        var models = Models();
+        (float[] Start, float[] Now, int Layers, int Dim) Run(LatentSpace space)
+        {
+            using var engine = new CoBatchedOptimiser(models);
+            engine.Enqueue(new OptimisationRequest("s", Settings("a face with red hair", 3, steps: 20) with { Space = space }));
+            for (int i = 0; i < 6; i++) engine.Step();
+            var state = engine.Checkpoint("s")!;
+            return (state.StartWs, state.Ws, models.Generator.NumWs, models.Generator.Config.WDim);
+        }
+        // The largest difference between two layers' steps (latent now minus start), over all layers and dimensions.
+        static double Spread((float[] Start, float[] Now, int Layers, int Dim) r)
+        {
+            double worst = 0;
+            for (int l = 1; l < r.Layers; l++)
+                for (int d = 0; d < r.Dim; d++)
+                {
+                    double step0 = r.Now[d] - r.Start[d], stepL = r.Now[l * r.Dim + d] - r.Start[l * r.Dim + d];
+                    worst = Math.Max(worst, Math.Abs(stepL - step0));
+                }
+            return worst;
+        }
+        static double Moved((float[] Start, float[] Now, int Layers, int Dim) r) => r.Now.Zip(r.Start, (a, b) => Math.Abs(a - b)).Max();
+
+        var w = Run(LatentSpace.W);
+        var wPlus = Run(LatentSpace.WPlus);
+        Assert.True(Moved(w) > 1e-3, "the W latents did not move");
+        Assert.True(Spread(w) < 1e-6 * Math.Max(1, Moved(w)), $"in W the layers' steps differ by {Spread(w)}");
+        Assert.True(Spread(wPlus) > 1e-3, $"in W+ the layers moved together (spread {Spread(wPlus)})");
+    }
+
+    [Fact]
     public void Early_stopping_ends_a_job_that_stops_improving()
     {
         var models = Models();
