@@ -99,6 +99,7 @@ public sealed class TorchGenerationEngine(ModelPaths paths, IOptions<EngineOptio
         }
         try
         {
+            NativeLogging.QuietLibTorchWarnings();
             var device = ComputeDevices.Resolve(_options.Device, _options.LibTorch);
             logger.LogInformation("Loading {Generator} and {Clip} on {Device}", paths.Generator, paths.Clip, ComputeDevices.DescribeDevice(device));
             _models = FaceModels.Load(paths.Generator!, paths.Clip!, device);

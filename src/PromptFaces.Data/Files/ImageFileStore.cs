@@ -9,7 +9,7 @@ namespace PromptFaces.Data.Files;
 public sealed record StoredImageFiles(string FilePath, string ThumbnailPath, string? AnimationPath, int Width, int Height);
 
 /// <summary>
-/// Image files under one root folder (the data folder's <c>images/</c>): the PNG exactly as the engine wrote it (its
+/// Image files under one root folder (the data folder's <c>images/</c>, a folder per month): the PNG exactly as the engine wrote it (its
 /// generation metadata embedded), a JPEG thumbnail, and the optimisation's GIF. The database keeps relative paths.
 /// </summary>
 public sealed class ImageFileStore
@@ -38,7 +38,7 @@ public sealed class ImageFileStore
             throw new InvalidDataException($"The engine's result is {info.Width}x{info.Height}; images must be 1 to {MaxSide} pixels on a side.");
 
         // A folder per month keeps folders small without a lookup table.
-        var folder = Path.Combine("images", createdAt.ToString("yyyy"), createdAt.ToString("MM"));
+        var folder = Path.Combine(createdAt.ToString("yyyy"), createdAt.ToString("MM"));
         var file = Path.Combine(folder, $"{imageId:N}.png");
         var thumbnail = Path.Combine(folder, $"{imageId:N}.thumb.jpg");
         var animation = animationGif is null ? null : Path.Combine(folder, $"{imageId:N}.gif");
