@@ -1,4 +1,6 @@
 using Microsoft.AspNetCore.DataProtection;
+using Microsoft.AspNetCore.DataProtection.KeyManagement;
+using Microsoft.AspNetCore.DataProtection.Repositories;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
@@ -19,26 +21,24 @@ namespace PromptFaces.Web.Hosting;
 /// <summary>The app's registrations, one method per concern, so Program.cs reads as a list.</summary>
 public static class ServiceRegistration
 {
-    /// <summary>SQLite in the data folder (or <c>ConnectionStrings:PromptFaces</c>), the image store and the job store.</summary>
+    /// <summary>SQLite in the data folder (<c>PromptFaces:DataFolder</c>, or <c>ConnectionStrings:PromptFaces</c>), the
+    /// image store, the job store and the data-protection keys.</summary>
     public static WebApplicationBuilder AddPromptFacesData(this WebApplicationBuilder builder)
     {
-        var options = builder.Configuration.GetSection(DataOptions.Section).Get<DataOptions>() ?? new DataOptions();
-        var dataFolder = Path.GetFullPath(options.DataFolder, builder.Environment.ContentRootPath);
-        Directory.CreateDirectory(dataFolder);
-        var connection = builder.Configuration.GetConnectionString("PromptFaces")
-            ?? $"Data Source={Path.Combine(dataFolder, options.DatabaseFile)}";
-
-        void Configure(DbContextOptionsBuilder db) => db.UseSqlite(connection);
+        builder.Services.AddSingleton<DataPaths>();
+        static void Configure(IServiceProvider sp, DbContextOptionsBuilder db) => db.UseSqlite(sp.GetRequiredService<DataPaths>().ConnectionString);
         // Pages and services use short-lived contexts from the factory (Blazor circuits live long); Identity's stores
         // take a scoped context.
         builder.Services.AddDbContextFactory<PromptFacesDbContext>(Configure);
         builder.Services.AddDbContext<PromptFacesDbContext>(Configure, ServiceLifetime.Scoped, ServiceLifetime.Singleton);
-        builder.Services.AddSingleton(new ImageFileStore(Path.Combine(dataFolder, "images")));
+        builder.Services.AddSingleton(sp => new ImageFileStore(sp.GetRequiredService<DataPaths>().ImagesFolder));
         builder.Services.AddSingleton<IJobStore, EfJobStore>();
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddHostedService<DatabaseInitializer>();
         // Sign-in cookies and antiforgery tokens stay valid across restarts: their keys live with the data.
-        builder.Services.AddDataProtection().PersistKeysToFileSystem(new DirectoryInfo(Path.Combine(dataFolder, "keys")));
+        builder.Services.AddDataProtection();
+        builder.Services.AddOptions<KeyManagementOptions>().Configure<DataPaths, ILoggerFactory>((o, paths, logs) =>
+            o.XmlRepository = new FileSystemXmlRepository(new DirectoryInfo(paths.KeysFolder), logs));
         return builder;
     }
 

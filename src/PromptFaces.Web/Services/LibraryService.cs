@@ -26,15 +26,15 @@ public sealed class LibraryService(IDbContextFactory<PromptFacesDbContext> conte
     {
         await using var db = await contexts.CreateDbContextAsync(ct);
         var images = db.Images.AsNoTracking().VisibleTo(viewer).Where(i => i.Favourites.Any(f => f.UserId == viewer.UserId));
-        return await Cards(images, viewer).OrderByDescending(c => c.CreatedAt).ToListAsync(ct);
+        return await Cards(images.OrderByDescending(i => i.CreatedAt), viewer).ToListAsync(ct);
     }
 
     /// <summary>The viewer's own images, newest first (for adding to galleries).</summary>
     public async Task<IReadOnlyList<ImageCardModel>> OwnImagesAsync(Viewer viewer, int take, CancellationToken ct = default)
     {
         await using var db = await contexts.CreateDbContextAsync(ct);
-        return await Cards(db.Images.AsNoTracking().Where(i => i.OwnerId == viewer.UserId), viewer)
-            .OrderByDescending(c => c.CreatedAt).Take(take).ToListAsync(ct);
+        return await Cards(db.Images.AsNoTracking().Where(i => i.OwnerId == viewer.UserId).OrderByDescending(i => i.CreatedAt).Take(take), viewer)
+            .ToListAsync(ct);
     }
 
     /// <summary>Stars or unstars an image the viewer can see; returns the new state, or null when it is not visible.</summary>
@@ -56,8 +56,8 @@ public sealed class LibraryService(IDbContextFactory<PromptFacesDbContext> conte
         await using var db = await contexts.CreateDbContextAsync(ct);
         // Admins see all galleries through Access, but the list shows their own and those shared with their teams.
         var personal = viewer with { IsAdmin = false };
-        return await Summaries(db.Galleries.AsNoTracking().VisibleTo(personal), viewer)
-            .OrderByDescending(g => g.OwnedByViewer).ThenBy(g => g.Name).ToListAsync(ct);
+        var ordered = db.Galleries.AsNoTracking().VisibleTo(personal).OrderByDescending(g => g.OwnerId == viewer.UserId).ThenBy(g => g.Name);
+        return await Summaries(ordered, viewer).ToListAsync(ct);
     }
 
     public async Task<GallerySummary?> GetGalleryAsync(Viewer viewer, Guid galleryId, CancellationToken ct = default)
@@ -70,8 +70,8 @@ public sealed class LibraryService(IDbContextFactory<PromptFacesDbContext> conte
     {
         await using var db = await contexts.CreateDbContextAsync(ct);
         if (!await db.Galleries.VisibleTo(viewer).AnyAsync(g => g.Id == galleryId, ct)) return [];
-        var images = db.Images.AsNoTracking().Where(i => i.GalleryItems.Any(gi => gi.GalleryId == galleryId));
-        return await Cards(images, viewer).OrderByDescending(c => c.CreatedAt).ToListAsync(ct);
+        var images = db.Images.AsNoTracking().Where(i => i.GalleryItems.Any(gi => gi.GalleryId == galleryId)).OrderByDescending(i => i.CreatedAt);
+        return await Cards(images, viewer).ToListAsync(ct);
     }
 
     public async Task<Guid> CreateGalleryAsync(Viewer viewer, string name, string? description, CancellationToken ct = default)
@@ -100,7 +100,7 @@ public sealed class LibraryService(IDbContextFactory<PromptFacesDbContext> conte
     public async Task<IReadOnlyList<GallerySummary>> OwnGalleriesAsync(Viewer viewer, CancellationToken ct = default)
     {
         await using var db = await contexts.CreateDbContextAsync(ct);
-        return await Summaries(db.Galleries.AsNoTracking().Where(g => g.OwnerId == viewer.UserId), viewer).OrderBy(g => g.Name).ToListAsync(ct);
+        return await Summaries(db.Galleries.AsNoTracking().Where(g => g.OwnerId == viewer.UserId).OrderBy(g => g.Name), viewer).ToListAsync(ct);
     }
 
     /// <summary>Adds one of the viewer's own images to one of their galleries. False when either is not theirs.</summary>
