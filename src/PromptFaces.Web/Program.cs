@@ -20,8 +20,10 @@ if (!app.Environment.IsDevelopment())
     app.UseExceptionHandler("/error", createScopeForErrors: true);
     app.UseHsts();
 }
-// Pages get a friendly page for 404 and the like; the APIs and the hub keep their bare status codes.
-app.UseWhen(context => !context.Request.Path.StartsWithSegments("/api") && !context.Request.Path.StartsWithSegments("/hubs"),
+// Page requests get a friendly page for 404 and the like; the APIs, the hub and form posts (a failed antiforgery
+// check is a 400) keep their bare status codes.
+app.UseWhen(context => HttpMethods.IsGet(context.Request.Method)
+        && !context.Request.Path.StartsWithSegments("/api") && !context.Request.Path.StartsWithSegments("/hubs"),
     pages => pages.UseStatusCodePagesWithReExecute("/not-found", createScopeForStatusCodePages: true));
 app.UseAuthentication();
 app.UseAuthorization();
