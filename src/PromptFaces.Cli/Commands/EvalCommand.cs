@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text;
+using PromptFaces.Generation.Models;
 using PromptFaces.Generation.Optimisation;
 using PromptFaces.Training.Data;
 using PromptFaces.Training.Evaluation;
@@ -45,7 +46,7 @@ internal static class EvalCommand
         };
         command.SetAction(r =>
         {
-            var promptSet = EvalPromptSet.Load(ModelLocator.ResolveEvalPrompts(r.GetValue(prompts)));
+            var promptSet = EvalPromptSet.Load(DefaultModels.ResolveEvalPrompts(r.GetValue(prompts)));
             if (r.GetValue(writeExclusions) is string exclusions)
             {
                 promptSet.WriteSentences(exclusions);
@@ -72,8 +73,8 @@ internal static class EvalCommand
             if (options.Validate() is string problem) throw new CliException(problem);
 
             var dev = CommonOptions.ResolveDevice(r, device, libtorch, threads);
-            var (generatorPath, clipPath) = ModelLocator.Resolve(r.GetValue(generator), r.GetValue(clip));
-            var judgePath = ModelLocator.ResolveJudge(r.GetValue(judge));
+            var (generatorPath, clipPath) = DefaultModels.Resolve(r.GetValue(generator), r.GetValue(clip));
+            var judgePath = DefaultModels.ResolveJudge(r.GetValue(judge));
             using var judgeModel = AttributeJudge.Load(judgePath, dev);     // first: small, and a missing judge fails fast
             if (judgeModel.RendererVersion != FaceRenderer.Version)
                 CliRunner.Err.MarkupLineInterpolated(

@@ -45,7 +45,7 @@ internal static class GenerateCommand
         command.SetAction(r =>
         {
             var dev = CommonOptions.ResolveDevice(r, device, libtorch, threads);
-            var (generatorPath, clipPath) = ModelLocator.Resolve(r.GetValue(generator), r.GetValue(clip));
+            var (generatorPath, clipPath) = DefaultModels.Resolve(r.GetValue(generator), r.GetValue(clip));
             var chosenSeed = r.GetValue(seed) ?? Random.Shared.NextInt64(0, int.MaxValue);
             var prompts = new List<WeightedPrompt> { new(r.GetValue(prompt)!) };
             if (r.GetValue(negative) is { Length: > 0 } neg) prompts.Add(new WeightedPrompt(neg, -0.5));

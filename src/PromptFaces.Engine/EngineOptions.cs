@@ -1,0 +1,33 @@
+namespace PromptFaces.Engine;
+
+/// <summary>Which models the engine loads and where it runs them, bound from <c>PromptFaces:Engine</c>.</summary>
+public sealed class EngineOptions
+{
+    public const string Section = "PromptFaces:Engine";
+
+    /// <summary>A folder with <c>generator.safetensors</c> and <c>clip/</c>. Empty: the default models folder
+    /// (<c>PROMPTFACES_MODELS</c>, else a <c>models/</c> folder found from the content root or the executable).</summary>
+    public string? ModelsFolder { get; set; }
+
+    /// <summary>A generator checkpoint (.safetensors or NVIDIA .pkl); overrides the models folder's.</summary>
+    public string? Generator { get; set; }
+
+    /// <summary>A Hugging Face CLIP folder (config.json, model.safetensors, vocab.json, merges.txt); overrides the
+    /// models folder's.</summary>
+    public string? Clip { get; set; }
+
+    /// <summary>"cpu", "cuda" or "cuda:N".</summary>
+    public string Device { get; set; } = "cpu";
+
+    /// <summary>A libtorch folder for CUDA (see the CLI's --libtorch); empty: <c>PROMPTFACES_LIBTORCH</c> or none.</summary>
+    public string? LibTorch { get; set; }
+
+    /// <summary>Side of the per-step JPEG previews streamed to the browser, in pixels.</summary>
+    public int PreviewSize { get; set; } = 128;
+
+    /// <summary>Keep every k-th step in the optimisation's GIF (the writer thins further for long runs).</summary>
+    public int AnimationEvery { get; set; } = 2;
+
+    /// <summary>Weight of the negative prompt; negative, so it pushes away (as the CLI's --negative does).</summary>
+    public double NegativeWeight { get; set; } = -0.5;
+}

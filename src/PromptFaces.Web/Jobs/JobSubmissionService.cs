@@ -1,0 +1,132 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using PromptFaces.Data;
+using PromptFaces.Data.Entities;
+using PromptFaces.Data.Files;
+using PromptFaces.Scheduling;
+using PromptFaces.Web.Hosting;
+using PromptFaces.Web.Progress;
+
+namespace PromptFaces.Web.Jobs;
+
+/// <summary>How a submission went: accepted (with its place in the queue), invalid (per field), or refused by a limit.</summary>
+public sealed record SubmissionResult
+{
+    public Guid? JobId { get; init; }
+    public long Seed { get; init; }
+    public QueueEstimate? Queue { get; init; }
+    public IReadOnlyDictionary<string, string> Errors { get; init; } = new Dictionary<string, string>();
+    /// <summary>A limit's message (rate or queue cap); null when no limit refused the job.</summary>
+    public string? Refusal { get; init; }
+    public bool Accepted => JobId is not null;
+}
+
+/// <summary>
+/// Everything the pages and the API do to jobs: submit (validation, rate limit, queue cap), cancel, delete, re-run.
+/// Jobs are private: every call takes the <see cref="Viewer"/> and touches only what they own (admins: any).
+/// </summary>
+public sealed class JobSubmissionService(
+    IDbContextFactory<PromptFacesDbContext> contexts,
+    SubmissionRateLimiter rateLimiter,
+    QueueEstimator estimator,
+    IJobControl runner,
+    JobProgressFeed feed,
+    ImageFileStore files,
+    TimeProvider clock,
+    IOptions<LimitsOptions> limits)
+{
+    public async Task<SubmissionResult> SubmitAsync(Viewer viewer, JobRequest request, CancellationToken ct = default)
+    {
+        var errors = JobRequestValidator.Validate(request, limits.Value);
+        if (errors.Count > 0) return new SubmissionResult { Errors = errors };
+
+        await using var db = await contexts.CreateDbContextAsync(ct);
+        int open = await db.Jobs.CountAsync(j => j.OwnerId == viewer.UserId && (j.Status == JobStatus.Queued || j.Status == JobStatus.Running), ct);
+        if (open >= limits.Value.MaxQueuedJobsPerUser)
+            return new SubmissionResult
+            {
+                Refusal = $"You already have {open} jobs queued or running, the most allowed at once. Wait for one to finish, or cancel one, then submit again.",
+            };
+        if (!rateLimiter.TryAcquire(viewer.UserId, out var retryAfter))
+            return new SubmissionResult
+            {
+                Refusal = $"You have submitted {limits.Value.SubmissionsPerMinute} jobs within a minute, the most allowed. Try again in {Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds))} seconds.",
+            };
+
+        var job = new Job
+        {
+            Id = Guid.NewGuid(),
+            OwnerId = viewer.UserId,
+            Prompt = request.Prompt.Trim(),
+            NegativePrompt = string.IsNullOrWhiteSpace(request.NegativePrompt) ? null : request.NegativePrompt.Trim(),
+            Seed = request.Seed ?? Random.Shared.NextInt64(0, int.MaxValue),
+            Steps = request.Steps,
+            TruncationPsi = request.TruncationPsi,
+            LearningRate = request.LearningRate,
+            Cutouts = request.Cutouts,
+            Starts = request.Starts,
+            Status = JobStatus.Queued,
+            CreatedAt = clock.GetUtcNow().UtcDateTime,
+        };
+        db.Jobs.Add(job);
+        await db.SaveChangesAsync(ct);
+        runner.JobQueued();
+        return new SubmissionResult { JobId = job.Id, Seed = job.Seed, Queue = await estimator.EstimateAsync(job.Id, ct) };
+    }
+
+    /// <summary>Submits a new job with a finished job's prompt and settings, seed included.</summary>
+    public async Task<SubmissionResult> RerunAsync(Viewer viewer, Guid jobId, CancellationToken ct = default)
+    {
+        await using var db = await contexts.CreateDbContextAsync(ct);
+        var job = await db.Jobs.AsNoTracking().VisibleTo(viewer).FirstOrDefaultAsync(j => j.Id == jobId, ct);
+        if (job is null) return new SubmissionResult { Refusal = "That job does not exist." };
+        return await SubmitAsync(viewer, new JobRequest
+        {
+            Prompt = job.Prompt,
+            NegativePrompt = job.NegativePrompt,
+            Seed = job.Seed,
+            Steps = job.Steps,
+            TruncationPsi = job.TruncationPsi,
+            LearningRate = job.LearningRate,
+            Cutouts = job.Cutouts,
+            Starts = job.Starts,
+        }, ct);
+    }
+
+    /// <summary>Cancels a queued or running job. False when the viewer has no such job or it has already ended.</summary>
+    public async Task<bool> CancelAsync(Viewer viewer, Guid jobId, CancellationToken ct = default)
+    {
+        await using var db = await contexts.CreateDbContextAsync(ct);
+        var job = await db.Jobs.AsNoTracking().VisibleTo(viewer).FirstOrDefaultAsync(j => j.Id == jobId, ct);
+        if (job is null || job.Status.IsFinal()) return false;
+        // A queued job is cancelled in place; the conditional update loses the race to a claim, and then the runner stops it.
+        var now = clock.GetUtcNow().UtcDateTime;
+        int updated = await db.Jobs.Where(j => j.Id == jobId && j.Status == JobStatus.Queued)
+            .ExecuteUpdateAsync(s => s.SetProperty(j => j.Status, JobStatus.Cancelled).SetProperty(j => j.FinishedAt, now), ct);
+        if (updated == 1)
+            feed.PublishState(job.OwnerId, new JobStateChange(jobId, JobStatus.Cancelled, 0, null, null, null));
+        else
+            runner.CancelRunning(jobId);
+        return true;
+    }
+
+    /// <summary>Deletes a job and its image files. A queued or running job is cancelled instead (delete it once stopped).</summary>
+    public async Task<DeleteOutcome> DeleteAsync(Viewer viewer, Guid jobId, CancellationToken ct = default)
+    {
+        await using var db = await contexts.CreateDbContextAsync(ct);
+        var job = await db.Jobs.VisibleTo(viewer).Include(j => j.Image).FirstOrDefaultAsync(j => j.Id == jobId, ct);
+        if (job is null) return DeleteOutcome.NotFound;
+        if (!job.Status.IsFinal())
+        {
+            await CancelAsync(viewer, jobId, ct);
+            return DeleteOutcome.CancelledInstead;
+        }
+        var image = job.Image;
+        db.Jobs.Remove(job);
+        await db.SaveChangesAsync(ct);
+        if (image is not null) files.Delete(image.FilePath, image.ThumbnailPath, image.AnimationPath);
+        return DeleteOutcome.Deleted;
+    }
+}
+
+public enum DeleteOutcome { Deleted, CancelledInstead, NotFound }

@@ -1,0 +1,44 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using PromptFaces.Data;
+using PromptFaces.Scheduling;
+
+namespace PromptFaces.Web.Jobs;
+
+/// <summary>A queued job's place (1 = next to start) and a rough wait, null while there is no history to go by.</summary>
+public sealed record QueueEstimate(int Position, TimeSpan? EstimatedWait, DateTimeOffset? EstimatedStart);
+
+/// <summary>
+/// Estimates when a queued job starts, from the steps ahead of it and how long a step took in recent jobs. With
+/// co-batching, <see cref="RunnerOptions.MaxBatch"/> jobs advance together, so the steps ahead are divided by it.
+/// </summary>
+public sealed class QueueEstimator(IDbContextFactory<PromptFacesDbContext> contexts, IOptions<RunnerOptions> runner, TimeProvider clock)
+{
+    public async Task<QueueEstimate?> EstimateAsync(Guid jobId, CancellationToken ct = default)
+    {
+        await using var db = await contexts.CreateDbContextAsync(ct);
+        var job = await db.Jobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == jobId, ct);
+        if (job is null || job.Status != JobStatus.Queued) return null;
+
+        var ahead = await db.Jobs.AsNoTracking()
+            .Where(j => j.Status == JobStatus.Queued && j.CreatedAt < job.CreatedAt)
+            .Select(j => j.Steps).ToListAsync(ct);
+        var running = await db.Jobs.AsNoTracking().Where(j => j.Status == JobStatus.Running)
+            .Select(j => new { j.Steps, j.StepsDone }).ToListAsync(ct);
+
+        int batch = Math.Max(1, runner.Value.MaxBatch);
+        int position = ahead.Count + 1;
+        var now = clock.GetUtcNow();
+        if (ahead.Count + running.Count < batch) return new QueueEstimate(position, TimeSpan.Zero, now);
+
+        var recent = await db.Jobs.AsNoTracking()
+            .Where(j => j.Status == JobStatus.Completed && j.StartedAt != null && j.FinishedAt != null && j.StepsDone > 0)
+            .OrderByDescending(j => j.FinishedAt).Take(20)
+            .Select(j => new { j.StartedAt, j.FinishedAt, j.StepsDone }).ToListAsync(ct);
+        if (recent.Count == 0) return new QueueEstimate(position, null, null);
+        double secondsPerStep = recent.Average(r => (r.FinishedAt!.Value - r.StartedAt!.Value).TotalSeconds / r.StepsDone);
+        double stepsAhead = ahead.Sum() + running.Sum(r => Math.Max(0, r.Steps - r.StepsDone));
+        var wait = TimeSpan.FromSeconds(stepsAhead / batch * secondsPerStep);
+        return new QueueEstimate(position, wait, now + wait);
+    }
+}

@@ -1,0 +1,59 @@
+// Live previews for the Create page. Frames come from the progress hub (/hubs/progress) over the MessagePack
+// protocol as binary JPEG bytes, straight into an <img>, without passing through the Blazor circuit. The server sends a
+// job's frames only to its owner's connections, and keeps only the newest frame for a slow connection.
+//
+// One connection per page; each watched job has an <img> element. Frame arguments:
+// (jobId, step, totalSteps, similarity, jpegBytes).
+
+let connection = null;
+let started = null;
+const watched = new Map(); // jobId -> { img, url }
+
+function connect() {
+    if (started) return started;
+    connection = new signalR.HubConnectionBuilder()
+        .withUrl("/hubs/progress")
+        .withHubProtocol(new signalR.protocols.msgpack.MessagePackHubProtocol())
+        .withAutomaticReconnect()
+        .build();
+    connection.on("frame", showFrame);
+    // After a reconnect the server has forgotten this connection's subscriptions: subscribe again (it then sends the
+    // latest frame at once).
+    connection.onreconnected(() => {
+        for (const jobId of watched.keys()) connection.invoke("Subscribe", jobId).catch(() => { });
+    });
+    started = connection.start();
+    return started;
+}
+
+function showFrame(jobId, step, totalSteps, similarity, jpeg) {
+    const entry = watched.get(jobId);
+    if (!entry) return;
+    if (jpeg && jpeg.length > 0) {
+        const url = URL.createObjectURL(new Blob([jpeg], { type: "image/jpeg" }));
+        const previous = entry.url;
+        entry.url = url;
+        entry.img.src = url;
+        if (previous) URL.revokeObjectURL(previous);
+    }
+    entry.img.dataset.step = String(step);
+    entry.img.dataset.totalSteps = String(totalSteps);
+    entry.img.dataset.similarity = String(similarity);
+}
+
+/** Starts showing frames of a job in an <img>; resolves to the job's snapshot (null when it is not the user's). */
+export async function watch(jobId, img) {
+    watched.set(jobId, { img, url: null });
+    await connect();
+    return await connection.invoke("Subscribe", jobId);
+}
+
+/** Stops showing frames of a job. */
+export async function unwatch(jobId) {
+    const entry = watched.get(jobId);
+    watched.delete(jobId);
+    if (entry && entry.url) URL.revokeObjectURL(entry.url);
+    if (connection && connection.state === signalR.HubConnectionState.Connected) {
+        await connection.invoke("Unsubscribe", jobId).catch(() => { });
+    }
+}
