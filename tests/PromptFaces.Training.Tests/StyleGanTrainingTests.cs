@@ -231,6 +231,27 @@ public sealed class StyleGanTrainingTests : IDisposable
     }
 
     [Fact]
+    public void A_resume_may_move_the_adversarial_schedule_and_keeps_it_otherwise()
+    {
+        var dir = Path.Combine(_dir, "schedule");
+        using (var first = StyleGanTrainer.Create(TinySettings(1) with { AdversarialStartKimg = 2, AdversarialRampKimg = 1 }, dir))
+            first.Run(cancel: TestContext.Current.CancellationToken);
+        var checkpoint = Path.Combine(dir, StyleGanTrainer.CheckpointFile);
+        using (var kept = StyleGanTrainer.Resume(checkpoint, dir, runControl: TinySettings(2)))
+        {
+            Assert.Equal(2, kept.Settings.AdversarialStartKimg);
+            Assert.Equal(1, kept.Settings.AdversarialRampKimg);
+        }
+        using (var moved = StyleGanTrainer.Resume(checkpoint, dir, runControl: TinySettings(2), adversarialStartKimg: 7))
+        {
+            Assert.Equal(7, moved.Settings.AdversarialStartKimg);
+            Assert.Equal(1, moved.Settings.AdversarialRampKimg);
+            Assert.False(moved.Settings.AdversarialActiveAt(4_000));
+        }
+        Assert.Throws<ArgumentException>(() => StyleGanTrainer.Resume(checkpoint, dir, runControl: TinySettings(2), adversarialRampKimg: -1));
+    }
+
+    [Fact]
     public void Starting_a_resume_from_a_missing_checkpoint_is_a_clear_error()
     {
         var e = Assert.Throws<Generation.Checkpoints.CheckpointException>(() => StyleGanTrainer.Resume(Path.Combine(_dir, "nothing.safetensors"), _dir));

@@ -96,14 +96,22 @@ public sealed class StyleGanTrainer : IDisposable
 
     /// <summary>
     /// Continues the run saved in <paramref name="checkpointPath"/>. The checkpoint's settings are used; from
-    /// <paramref name="runControl"/> only the run-control fields (total steps and intervals) are taken.
+    /// <paramref name="runControl"/> only the run-control fields (total steps and intervals) are taken. The adversarial
+    /// schedule may be moved (<paramref name="adversarialStartKimg"/>, <paramref name="adversarialRampKimg"/>): the
+    /// supervised phase can be lengthened while it still pays, and the checkpoint records the schedule in force.
     /// </summary>
     public static StyleGanTrainer Resume(string checkpointPath, string outputDir, Device? device = null, FaceDataset? reals = null,
-        StyleGanTrainingSettings? runControl = null)
+        StyleGanTrainingSettings? runControl = null, double? adversarialStartKimg = null, double? adversarialRampKimg = null)
     {
         var checkpoint = TrainingCheckpoint.Read(checkpointPath);
         var settings = StyleGanTrainingSettings.FromJson(checkpoint.Metadata(SettingsKey), checkpointPath);
         if (runControl is not null) settings = settings.WithRunControl(runControl);
+        settings = settings with
+        {
+            AdversarialStartKimg = adversarialStartKimg ?? settings.AdversarialStartKimg,
+            AdversarialRampKimg = adversarialRampKimg ?? settings.AdversarialRampKimg,
+        };
+        if (settings.Validate() is string problem) throw new ArgumentException(problem);
         var trainer = new StyleGanTrainer(settings, outputDir, device ?? CPU, reals);
         try
         {
