@@ -342,6 +342,8 @@ public sealed class ClipTrainer : IDisposable
         state.Remove("config");
         state["parameters"] = Model.parameters().Sum(p => p.numel());
         state["hardware"] = $"{CpuModel()}, {Environment.ProcessorCount} logical cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}; libtorch threads {torch.get_num_threads()}; device {_device}";
+        // The exported folder travels (it is shipped), so it names the dataset file but not where it lay on this machine.
+        if (state["data"] is not null) state["data"] = Path.GetFileName(state["data"]!.GetValue<string>());
         state["data_description"] = _faces.Description;
         state["exported_utc"] = DateTime.UtcNow.ToString("u", CultureInfo.InvariantCulture);
         GcQuiet.Run(() => ClipExport.Write(folder, Model, Vocabulary, state));

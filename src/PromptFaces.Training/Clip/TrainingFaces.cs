@@ -93,7 +93,7 @@ internal sealed class DatasetFaces : TrainingFaces
     public int Size => _dataset.Size;
 
     public override string Description =>
-        $"{_dataset.Count} images of {_dataset.Size}x{_dataset.Size} (dataset seed {_dataset.Seed}, renderer version {_dataset.RendererVersion}) from {_path}";
+        $"{_dataset.Count} images of {_dataset.Size}x{_dataset.Size} (dataset seed {_dataset.Seed}, renderer version {_dataset.RendererVersion}) from {Path.GetFileName(_path)}";
 
     public override FaceBatch Draw(long step, int batchSize, SplitMix64 rng)
     {
