@@ -10,6 +10,7 @@ namespace PromptFaces.Generation.Tests.Devices;
 /// can be checked: each must name what was asked, what was tried and what to do, and must leave the process able to
 /// run on the CPU afterwards. (The success path needs a GPU and a CUDA libtorch folder.)
 /// </summary>
+[Collection(nameof(ThreadCountChanges))]
 public sealed class DeviceTests : IDisposable
 {
     private readonly string _folder = Directory.CreateTempSubdirectory("promptfaces-libtorch-").FullName;
@@ -163,3 +164,10 @@ public sealed class DeviceTests : IDisposable
         Assert.Equal(8f, b.sum().item<float>());
     }
 }
+
+/// <summary>
+/// Tests that change libtorch's process-wide thread count run alone: a parallel test that compares two runs byte for
+/// byte (batch against alone, resumed against uninterrupted) would otherwise see its halves split reductions differently.
+/// </summary>
+[CollectionDefinition(nameof(ThreadCountChanges), DisableParallelization = true)]
+public sealed class ThreadCountChanges;
