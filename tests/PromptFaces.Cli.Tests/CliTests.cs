@@ -1,9 +1,6 @@
-using System.Diagnostics;
 using System.Text.Json.Nodes;
 using PromptFaces.Generation.Checkpoints;
-using PromptFaces.Generation.Clip;
 using PromptFaces.Generation.Imaging;
-using PromptFaces.Generation.Tests;
 using Xunit;
 
 namespace PromptFaces.Cli.Tests;
@@ -18,38 +15,11 @@ public sealed class CliTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    private static string Fixture(params string[] parts)
-    {
-        Assert.SkipWhen(Fixtures.Root is null, Fixtures.MissingReason);
-        return Fixtures.Path(parts);
-    }
+    private static string Fixture(params string[] parts) => PromptfacesProcess.Fixture(parts);
 
-    private string TinyClipFolder()
-    {
-        var folder = Path.Combine(_dir, "clip");
-        Directory.CreateDirectory(folder);
-        foreach (var f in new[] { "config.json", "model.safetensors" })
-            File.Copy(Fixture("clip", "clip_tiny", f), Path.Combine(folder, f));
-        ByteLevelTokenizer.WriteFiles(folder);
-        return folder;
-    }
+    private string TinyClipFolder() => PromptfacesProcess.TinyClipFolder(_dir);
 
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var exe = Path.Combine(AppContext.BaseDirectory, "promptfaces.dll");
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        psi.ArgumentList.Add(exe);
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(TimeSpan.FromMinutes(3)))
-        {
-            p.Kill(entireProcessTree: true);
-            throw new TimeoutException($"promptfaces {string.Join(' ', args)} did not finish");
-        }
-        return (p.ExitCode, stdout.Result, stderr.Result);
-    }
+    private static (int Code, string Out, string Err) Run(params string[] args) => PromptfacesProcess.Run(TimeSpan.FromMinutes(3), args);
 
     [Fact]
     public void Generate_writes_a_png_with_metadata_a_gif_and_a_json_summary()

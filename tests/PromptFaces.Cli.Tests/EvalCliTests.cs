@@ -1,7 +1,4 @@
-using System.Diagnostics;
 using System.Text.Json.Nodes;
-using PromptFaces.Generation.Clip;
-using PromptFaces.Generation.Tests;
 using Xunit;
 
 namespace PromptFaces.Cli.Tests;
@@ -16,37 +13,11 @@ public sealed class EvalCliTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    private static string Fixture(params string[] parts)
-    {
-        Assert.SkipWhen(Fixtures.Root is null, Fixtures.MissingReason);
-        return Fixtures.Path(parts);
-    }
+    private static string Fixture(params string[] parts) => PromptfacesProcess.Fixture(parts);
 
-    private string TinyClipFolder()
-    {
-        var folder = Path.Combine(_dir, "clip");
-        Directory.CreateDirectory(folder);
-        foreach (var f in new[] { "config.json", "model.safetensors" })
-            File.Copy(Fixture("clip", "clip_tiny", f), Path.Combine(folder, f));
-        ByteLevelTokenizer.WriteFiles(folder);
-        return folder;
-    }
+    private string TinyClipFolder() => PromptfacesProcess.TinyClipFolder(_dir);
 
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "promptfaces.dll"));
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(TimeSpan.FromMinutes(5)))
-        {
-            p.Kill(entireProcessTree: true);
-            throw new TimeoutException($"promptfaces {string.Join(' ', args)} did not finish");
-        }
-        return (p.ExitCode, stdout.Result, stderr.Result);
-    }
+    private static (int Code, string Out, string Err) Run(params string[] args) => PromptfacesProcess.Run(TimeSpan.FromMinutes(5), args);
 
     private string TrainTinyJudge()
     {
