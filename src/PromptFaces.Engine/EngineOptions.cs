@@ -28,6 +28,10 @@ public sealed class EngineOptions
     /// <summary>Keep every k-th step in the optimisation's GIF (the writer thins further for long runs).</summary>
     public int AnimationEvery { get; set; } = 2;
 
+    /// <summary>Load the models and run a throwaway optimisation when the app starts, so the first job's first preview
+    /// is not held up by loading (see <see cref="TorchGenerationEngine.WarmUpAsync"/>).</summary>
+    public bool WarmUp { get; set; } = true;
+
     /// <summary>Weight of the negative prompt; negative, so it pushes away (as the CLI's --negative does).</summary>
     public double NegativeWeight { get; set; } = -0.5;
 }

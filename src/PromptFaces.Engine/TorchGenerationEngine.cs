@@ -14,8 +14,9 @@ namespace PromptFaces.Engine;
 /// <summary>
 /// <see cref="IGenerationEngine"/> over <see cref="FaceModels"/> and <see cref="CoBatchedOptimiser"/>: the models load
 /// once, on the first step that has work (so the app starts at once and a missing model fails jobs with a sentence
-/// that says what to configure, rather than the host). Results are PNGs with the generation's metadata embedded and
-/// an animated GIF of the run.
+/// that says what to configure, rather than the host). A host that wants the first job's first frame at once calls
+/// <see cref="WarmUpAsync"/> when it starts. Results are PNGs with the generation's metadata embedded and an animated
+/// GIF of the run.
 /// </summary>
 public sealed class TorchGenerationEngine(ModelPaths paths, IOptions<EngineOptions> options, ILogger<TorchGenerationEngine> logger)
     : IGenerationEngine, IDisposable
@@ -27,6 +28,8 @@ public sealed class TorchGenerationEngine(ModelPaths paths, IOptions<EngineOptio
     private FaceModels? _models;
     private CoBatchedOptimiser? _optimiser;
     private Image<Rgb24>? _lastFrame;                   // see EncodePreview
+    private readonly Lock _loading = new();             // model loading and warm-up against the first Step
+    private bool _warm;
 
     public int ActiveCount => _jobs.Count;
 
@@ -59,7 +62,10 @@ public sealed class TorchGenerationEngine(ModelPaths paths, IOptions<EngineOptio
             waiting = _waiting.ToList();
             _waiting.Clear();
         }
-        if (waiting.Count > 0 && !EnsureModels(out var problem))
+        string problem = "";
+        bool loaded;
+        lock (_loading) loaded = waiting.Count == 0 || EnsureModels(out problem);
+        if (!loaded)
         {
             foreach (var id in waiting)
                 if (_jobs.TryRemove(id, out var job))
@@ -87,6 +93,43 @@ public sealed class TorchGenerationEngine(ModelPaths paths, IOptions<EngineOptio
         _lastFrame = null;
         return new EngineStep(_stepEvents.ToArray(), finished);
     }
+
+    /// <summary>
+    /// Loads the models and runs a throwaway two-step optimisation, so that the first real job's first step pays for
+    /// neither the loading nor libtorch's first-call costs (one-off allocations, kernel selection). Runs on a pool
+    /// thread; a <see cref="Step"/> that comes meanwhile waits for it. Failing to load is logged and left to the first
+    /// job to report, as without a warm-up.
+    /// </summary>
+    public Task WarmUpAsync() => Task.Run(() =>
+    {
+        lock (_loading)
+        {
+            if (_warm || !EnsureModels(out _)) return;
+            var started = System.Diagnostics.Stopwatch.StartNew();
+            try
+            {
+                using var optimiser = new CoBatchedOptimiser(_models!, (frame, size) =>
+                {
+                    using var image = ImageTensors.ToImage(frame);
+                    return (PreviewEncoder.EncodePreview(image, size), PreviewEncoder.ContentType);
+                });
+                optimiser.Enqueue(new OptimisationRequest("warm-up", new OptimisationSettings
+                {
+                    Prompts = [new WeightedPrompt("a face")],
+                    Steps = 2,
+                    PreviewSize = Math.Max(1, _options.PreviewSize),
+                    PreviewEvery = 1,
+                }));
+                foreach (var outcome in optimiser.RunToCompletion()) outcome.Image?.Dispose();
+                _warm = true;
+                logger.LogInformation("The engine is warm ({Milliseconds} ms)", started.ElapsedMilliseconds);
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                logger.LogWarning(e, "Warming the engine up failed; the first job will be slower");
+            }
+        }
+    });
 
     private bool EnsureModels(out string problem)
     {

@@ -128,6 +128,53 @@ public sealed class TorchGenerationEngineTests : IDisposable
     }
 
     [Fact]
+    public async Task Warming_up_loads_the_models_without_changing_what_a_job_makes()
+    {
+        var options = TinyModels();
+        FinishedJob cold;
+        using (var engine = Engine(options))
+        {
+            var job = Job(steps: 3);
+            engine.Admit(job);
+            cold = RunToEnd(engine, job.Id).Result;
+        }
+
+        using var warmed = Engine(options);
+        await warmed.WarmUpAsync();
+        await warmed.WarmUpAsync(); // a second call finds it warm
+        Assert.Equal(0, warmed.ActiveCount);
+        var again = Job(steps: 3);
+        warmed.Admit(again);
+        var (steps, warm) = RunToEnd(warmed, again.Id);
+
+        Assert.Equal([1, 2, 3], steps.Select(s => s.Step));
+        Assert.Equal(FinishStatus.Completed, warm.Status);
+        Assert.Equal(cold.Similarity, warm.Similarity, 5);
+        Assert.Equal(cold.Png, warm.Png);
+    }
+
+    [Fact]
+    public async Task Warming_up_without_models_is_quiet_and_the_job_still_says_what_to_configure()
+    {
+        var previous = System.Environment.GetEnvironmentVariable("PROMPTFACES_MODELS");
+        System.Environment.SetEnvironmentVariable("PROMPTFACES_MODELS", Path.Combine(_dir, "no-such-folder"));
+        try
+        {
+            using var engine = Engine(new EngineOptions());
+            await engine.WarmUpAsync();
+            var job = Job();
+            engine.Admit(job);
+            var result = Assert.Single(engine.Step().Finished);
+            Assert.Equal(FinishStatus.Failed, result.Status);
+            Assert.Contains("PromptFaces:Engine:ModelsFolder", result.Error);
+        }
+        finally
+        {
+            System.Environment.SetEnvironmentVariable("PROMPTFACES_MODELS", previous);
+        }
+    }
+
+    [Fact]
     public void Saved_state_survives_the_byte_round_trip_and_garbage_reads_as_none()
     {
         var state = new PromptFaces.Generation.Optimisation.OptimisationJobState

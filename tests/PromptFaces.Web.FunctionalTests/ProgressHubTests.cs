@@ -11,7 +11,7 @@ public sealed class ProgressHubTests(AppFactory app) : IClassFixture<AppFactory>
 {
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    private sealed record Frame(string JobId, int Step, int TotalSteps, double Similarity, byte[] Jpeg);
+    private sealed record Frame(string JobId, int Step, int TotalSteps, double Similarity, byte[] Jpeg, DateTimeOffset ProducedAt, DateTimeOffset ReceivedAt);
 
     private HubConnection Connect(UserClient user, ConcurrentQueue<Frame> frames)
     {
@@ -24,8 +24,8 @@ public sealed class ProgressHubTests(AppFactory app) : IClassFixture<AppFactory>
             })
             .AddMessagePackProtocol()
             .Build();
-        connection.On<string, int, int, double, byte[]>("frame", (jobId, step, total, similarity, jpeg) =>
-            frames.Enqueue(new Frame(jobId, step, total, similarity, jpeg)));
+        connection.On<string, int, int, double, byte[], double>("frame", (jobId, step, total, similarity, jpeg, producedAtMs) =>
+            frames.Enqueue(new Frame(jobId, step, total, similarity, jpeg, DateTimeOffset.FromUnixTimeMilliseconds((long)producedAtMs), DateTimeOffset.UtcNow)));
         return connection;
     }
 
@@ -61,6 +61,8 @@ public sealed class ProgressHubTests(AppFactory app) : IClassFixture<AppFactory>
             Assert.Equal(jobId.ToString(), f.JobId);
             Assert.Equal(1000, f.TotalSteps);
             Assert.Equal(new byte[] { 0xFF, 0xD8 }, f.Jpeg[..2]); // JPEG start-of-image
+            // Stamped when the step was handed over, on this process's clock: never in the future, and recent.
+            Assert.InRange(f.ProducedAt, f.ReceivedAt - TestHelpers.Patience, f.ReceivedAt.AddMilliseconds(1));
         });
         var steps = ownerFrames.Select(f => f.Step).ToArray();
         Assert.Equal(steps.OrderBy(s => s), steps); // newest-frame delivery may skip steps, never reorders them

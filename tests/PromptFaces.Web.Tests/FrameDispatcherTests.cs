@@ -16,7 +16,7 @@ public sealed class FrameDispatcherTests
         public ConcurrentQueue<(string Connection, int Step)> Started { get; } = new();
         public ConcurrentQueue<(string Connection, int Step)> Sent { get; } = new();
 
-        public async Task SendFrameAsync(string connectionId, StepEvent frame)
+        public async Task SendFrameAsync(string connectionId, StepEvent frame, DateTimeOffset producedAt)
         {
             Started.Enqueue((connectionId, frame.Step));
             await _gate.WaitAsync(TestContext.Current.CancellationToken);

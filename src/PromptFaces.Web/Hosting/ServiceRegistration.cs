@@ -90,6 +90,7 @@ public static class ServiceRegistration
         builder.Services.AddSingleton<ModelPaths>();
         builder.Services.AddSingleton<IGenerationEngine, TorchGenerationEngine>();
         builder.Services.AddSingleton<IPromptTokenizer, ClipPromptTokenizer>();
+        builder.Services.AddHostedService<EngineWarmUp>();
         builder.Services.AddSingleton<SimpleJobRunner>();
         builder.Services.AddSingleton<IJobControl>(sp => sp.GetRequiredService<SimpleJobRunner>());
         builder.Services.AddHostedService(sp => sp.GetRequiredService<SimpleJobRunner>());

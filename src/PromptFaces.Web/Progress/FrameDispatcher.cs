@@ -3,10 +3,13 @@ using PromptFaces.Scheduling;
 
 namespace PromptFaces.Web.Progress;
 
-/// <summary>Sends one frame to one hub connection; completes when the connection has taken it.</summary>
+/// <summary>
+/// Sends one frame to one hub connection; completes when the connection has taken it. <paramref name="producedAt"/> is
+/// when the engine handed the step over, so a client on the same clock can tell how old a frame is when it arrives.
+/// </summary>
 public interface IFrameSender
 {
-    Task SendFrameAsync(string connectionId, StepEvent frame);
+    Task SendFrameAsync(string connectionId, StepEvent frame, DateTimeOffset producedAt);
 }
 
 /// <summary>
@@ -15,10 +18,12 @@ public interface IFrameSender
 /// frame next and memory stays at one frame per connection and job, however slow the client. A frame is only ever
 /// put in a slot whose connection belongs to the job's owner.
 /// </summary>
-public sealed class FrameDispatcher(IFrameSender sender, ILogger<FrameDispatcher> logger)
+public sealed class FrameDispatcher(IFrameSender sender, ILogger<FrameDispatcher> logger, TimeProvider? clock = null)
 {
+    private readonly TimeProvider _clock = clock ?? TimeProvider.System;
     private readonly ConcurrentDictionary<Guid, ConcurrentDictionary<string, Slot>> _byJob = new();
     private readonly ConcurrentDictionary<string, ConcurrentDictionary<Guid, byte>> _byConnection = new();
+    private readonly ConcurrentDictionary<Guid, StampedFrame> _latest = new();   // each running job's newest frame
 
     /// <summary>Frames sent so far (for diagnostics and tests).</summary>
     public long FramesSent => Interlocked.Read(ref _sent);
@@ -48,6 +53,7 @@ public sealed class FrameDispatcher(IFrameSender sender, ILogger<FrameDispatcher
     /// <summary>Forgets a job's subscriptions once it has ended.</summary>
     public void RemoveJob(Guid jobId)
     {
+        _latest.TryRemove(jobId, out _);
         if (!_byJob.TryRemove(jobId, out var slots)) return;
         foreach (var connectionId in slots.Keys)
             if (_byConnection.TryGetValue(connectionId, out var jobs)) jobs.TryRemove(jobId, out _);
@@ -56,18 +62,22 @@ public sealed class FrameDispatcher(IFrameSender sender, ILogger<FrameDispatcher
     /// <summary>Offers a frame of <paramref name="ownerId"/>'s job to every connection of that owner subscribed to it.</summary>
     public void Offer(string ownerId, StepEvent frame)
     {
+        var stamped = new StampedFrame(frame, _clock.GetUtcNow());
+        _latest[frame.JobId] = stamped;
         if (!_byJob.TryGetValue(frame.JobId, out var slots)) return;
         foreach (var slot in slots.Values)
-            if (slot.UserId == ownerId) Put(slot, frame);
+            if (slot.UserId == ownerId) Put(slot, stamped);
     }
 
-    /// <summary>Offers a frame to one subscribed connection only (a client that just subscribed gets the latest frame).</summary>
+    /// <summary>Offers a frame to one subscribed connection only (a client that just subscribed gets the latest frame).
+    /// It keeps the time it was first offered at, when it is the one this dispatcher saw last.</summary>
     public void OfferTo(string connectionId, StepEvent frame)
     {
-        if (_byJob.TryGetValue(frame.JobId, out var slots) && slots.TryGetValue(connectionId, out var slot)) Put(slot, frame);
+        var stamped = _latest.TryGetValue(frame.JobId, out var latest) && latest.Frame == frame ? latest : new StampedFrame(frame, _clock.GetUtcNow());
+        if (_byJob.TryGetValue(frame.JobId, out var slots) && slots.TryGetValue(connectionId, out var slot)) Put(slot, stamped);
     }
 
-    private void Put(Slot slot, StepEvent frame)
+    private void Put(Slot slot, StampedFrame frame)
     {
         Interlocked.Exchange(ref slot.Waiting, frame);
         if (Interlocked.CompareExchange(ref slot.Sending, 1, 0) == 0) _ = PumpAsync(slot);
@@ -87,7 +97,7 @@ public sealed class FrameDispatcher(IFrameSender sender, ILogger<FrameDispatcher
             }
             try
             {
-                await sender.SendFrameAsync(slot.ConnectionId, frame);
+                await sender.SendFrameAsync(slot.ConnectionId, frame.Frame, frame.ProducedAt);
                 Interlocked.Increment(ref _sent);
             }
             catch (Exception e)
@@ -102,7 +112,9 @@ public sealed class FrameDispatcher(IFrameSender sender, ILogger<FrameDispatcher
         public string ConnectionId { get; } = connectionId;
         public string UserId { get; } = userId;
         public Guid JobId { get; } = jobId;
-        public StepEvent? Waiting;
+        public StampedFrame? Waiting;
         public int Sending;
     }
+
+    private sealed record StampedFrame(StepEvent Frame, DateTimeOffset ProducedAt);
 }

@@ -9,7 +9,7 @@ namespace PromptFaces.Web.Progress;
 
 /// <summary>
 /// Live job progress, at <c>/hubs/progress</c> with the MessagePack protocol. A signed-in user subscribes to one of
-/// their own jobs and then receives its frames: <c>frame(jobId, step, totalSteps, similarity, jpegBytes)</c>. State
+/// their own jobs and then receives its frames: <c>frame(jobId, step, totalSteps, similarity, jpegBytes, producedAtUnixMs)</c>. State
 /// changes of all their jobs arrive as <c>state(jobId, status, stepsDone, similarity, imageId, error)</c>. Nothing is
 /// ever sent to everyone, nor to another user's connections.
 /// </summary>
@@ -61,9 +61,10 @@ public sealed record JobSnapshot(string JobId, string Status, int Step, int Tota
 /// <summary>Frames through the hub context to one connection.</summary>
 public sealed class HubFrameSender(IHubContext<ProgressHub> hub) : IFrameSender
 {
-    public Task SendFrameAsync(string connectionId, StepEvent frame) =>
+    public Task SendFrameAsync(string connectionId, StepEvent frame, DateTimeOffset producedAt) =>
         hub.Clients.Client(connectionId).SendAsync(ProgressHub.FrameMethod,
-            frame.JobId.ToString(), frame.Step, frame.TotalSteps, frame.Similarity, frame.PreviewJpeg ?? []);
+            frame.JobId.ToString(), frame.Step, frame.TotalSteps, frame.Similarity, frame.PreviewJpeg ?? [],
+            (double)producedAt.ToUnixTimeMilliseconds());
 }
 
 /// <summary>
