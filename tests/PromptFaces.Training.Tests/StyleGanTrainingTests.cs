@@ -252,6 +252,23 @@ public sealed class StyleGanTrainingTests : IDisposable
     }
 
     [Fact]
+    public void A_resume_keeps_the_runs_length_unless_a_new_one_is_given()
+    {
+        var dir = Path.Combine(_dir, "length");
+        using (var first = StyleGanTrainer.Create(TinySettings(1), dir))
+            first.Run(cancel: TestContext.Current.CancellationToken);
+        var checkpoint = Path.Combine(dir, StyleGanTrainer.CheckpointFile);
+        var other = TinySettings(1) with { TotalSteps = 9, LogEvery = 3 };
+        using (var kept = StyleGanTrainer.Resume(checkpoint, dir, runControl: other, keepTotalSteps: true))
+        {
+            Assert.Equal(1, kept.Settings.TotalSteps);
+            Assert.Equal(3, kept.Settings.LogEvery);
+        }
+        using var longer = StyleGanTrainer.Resume(checkpoint, dir, runControl: other);
+        Assert.Equal(9, longer.Settings.TotalSteps);
+    }
+
+    [Fact]
     public void Starting_a_resume_from_a_missing_checkpoint_is_a_clear_error()
     {
         var e = Assert.Throws<Generation.Checkpoints.CheckpointException>(() => StyleGanTrainer.Resume(Path.Combine(_dir, "nothing.safetensors"), _dir));

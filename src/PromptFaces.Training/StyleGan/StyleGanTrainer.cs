@@ -98,14 +98,17 @@ public sealed class StyleGanTrainer : IDisposable
     /// Continues the run saved in <paramref name="checkpointPath"/>. The checkpoint's settings are used; from
     /// <paramref name="runControl"/> only the run-control fields (total steps and intervals) are taken. The adversarial
     /// schedule may be moved (<paramref name="adversarialStartKimg"/>, <paramref name="adversarialRampKimg"/>): the
-    /// supervised phase can be lengthened while it still pays, and the checkpoint records the schedule in force.
+    /// supervised phase can be lengthened while it still pays, and the checkpoint records the schedule in force. With
+    /// <paramref name="keepTotalSteps"/> the run keeps its own length and only the intervals change.
     /// </summary>
     public static StyleGanTrainer Resume(string checkpointPath, string outputDir, Device? device = null, FaceDataset? reals = null,
-        StyleGanTrainingSettings? runControl = null, double? adversarialStartKimg = null, double? adversarialRampKimg = null)
+        StyleGanTrainingSettings? runControl = null, double? adversarialStartKimg = null, double? adversarialRampKimg = null,
+        bool keepTotalSteps = false)
     {
         var checkpoint = TrainingCheckpoint.Read(checkpointPath);
         var settings = StyleGanTrainingSettings.FromJson(checkpoint.Metadata(SettingsKey), checkpointPath);
-        if (runControl is not null) settings = settings.WithRunControl(runControl);
+        if (runControl is not null)
+            settings = settings.WithRunControl(keepTotalSteps ? runControl with { TotalSteps = settings.TotalSteps } : runControl);
         settings = settings with
         {
             AdversarialStartKimg = adversarialStartKimg ?? settings.AdversarialStartKimg,
