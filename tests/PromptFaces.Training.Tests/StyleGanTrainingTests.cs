@@ -252,7 +252,7 @@ public sealed class StyleGanTrainingTests : IDisposable
     }
 
     [Fact]
-    public void A_resume_keeps_the_runs_length_unless_a_new_one_is_given()
+    public void A_resume_keeps_the_runs_length_unless_a_new_one_is_given_and_may_lower_the_learning_rate()
     {
         var dir = Path.Combine(_dir, "length");
         using (var first = StyleGanTrainer.Create(TinySettings(1), dir))
@@ -264,8 +264,10 @@ public sealed class StyleGanTrainingTests : IDisposable
             Assert.Equal(1, kept.Settings.TotalSteps);
             Assert.Equal(3, kept.Settings.LogEvery);
         }
-        using var longer = StyleGanTrainer.Resume(checkpoint, dir, runControl: other);
+        using var longer = StyleGanTrainer.Resume(checkpoint, dir, runControl: other, learningRate: 0.0005);
         Assert.Equal(9, longer.Settings.TotalSteps);
+        Assert.Equal(0.0005, longer.Settings.GLearningRate);
+        Assert.Equal(0.0005, longer.Settings.DLearningRate);
     }
 
     [Fact]

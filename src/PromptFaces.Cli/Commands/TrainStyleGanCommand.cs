@@ -24,7 +24,7 @@ internal static class TrainStyleGanCommand
         var kimg = new Option<double?>("--kimg") { Description = "Or the total length in thousands of images shown to G." };
         var batch = new Option<int>("--batch") { Description = "Images per step (a multiple of 4).", DefaultValueFactory = _ => 16 };
         var seed = new Option<long>("--seed") { Description = "Seed of the initial weights and of every random draw.", DefaultValueFactory = _ => 0 };
-        var resume = new Option<bool>("--resume") { Description = "Continue the run whose checkpoint.safetensors is in --out (its settings and length are kept; --steps/--kimg, intervals and an explicit --adv-start-kimg/--adv-ramp-kimg may change)." };
+        var resume = new Option<bool>("--resume") { Description = "Continue the run whose checkpoint.safetensors is in --out (its settings and length are kept; --steps/--kimg, --lr, intervals and an explicit --adv-start-kimg/--adv-ramp-kimg may change)." };
         var lr = new Option<double>("--lr") { Description = "Adam learning rate of G and D.", DefaultValueFactory = _ => 0.0025 };
         var r1 = new Option<double?>("--r1-gamma") { Description = "R1 weight (default NVIDIA's 0.0002·res²/batch)." };
         var rec = new Option<double>("--rec-weight") { Description = "Weight of the latent-tying reconstruction loss (0: a plain GAN).", DefaultValueFactory = _ => new StyleGanTrainingSettings().ReconstructionWeight };
@@ -87,7 +87,8 @@ internal static class TrainStyleGanCommand
                 ? StyleGanTrainer.Resume(checkpoint, outDir, dev, reals, settings,
                     adversarialStartKimg: r.GetResult(advStart) is { Implicit: false } ? settings.AdversarialStartKimg : null,
                     adversarialRampKimg: r.GetResult(advRamp) is { Implicit: false } ? settings.AdversarialRampKimg : null,
-                    keepTotalSteps: r.GetValue(steps) is null && r.GetValue(kimg) is null)
+                    keepTotalSteps: r.GetValue(steps) is null && r.GetValue(kimg) is null,
+                    learningRate: r.GetResult(lr) is { Implicit: false } ? r.GetValue(lr) : null)
                 : StyleGanTrainer.Create(settings, outDir, dev, reals);
             var s = trainer.Settings;
             CliRunner.Err.MarkupLineInterpolated(

@@ -99,11 +99,12 @@ public sealed class StyleGanTrainer : IDisposable
     /// <paramref name="runControl"/> only the run-control fields (total steps and intervals) are taken. The adversarial
     /// schedule may be moved (<paramref name="adversarialStartKimg"/>, <paramref name="adversarialRampKimg"/>): the
     /// supervised phase can be lengthened while it still pays, and the checkpoint records the schedule in force. With
-    /// <paramref name="keepTotalSteps"/> the run keeps its own length and only the intervals change.
+    /// <paramref name="keepTotalSteps"/> the run keeps its own length and only the intervals change. A
+    /// <paramref name="learningRate"/> replaces G's and D's (a step decay late in a phase); the Adam moments are kept.
     /// </summary>
     public static StyleGanTrainer Resume(string checkpointPath, string outputDir, Device? device = null, FaceDataset? reals = null,
         StyleGanTrainingSettings? runControl = null, double? adversarialStartKimg = null, double? adversarialRampKimg = null,
-        bool keepTotalSteps = false)
+        bool keepTotalSteps = false, double? learningRate = null)
     {
         var checkpoint = TrainingCheckpoint.Read(checkpointPath);
         var settings = StyleGanTrainingSettings.FromJson(checkpoint.Metadata(SettingsKey), checkpointPath);
@@ -113,6 +114,8 @@ public sealed class StyleGanTrainer : IDisposable
         {
             AdversarialStartKimg = adversarialStartKimg ?? settings.AdversarialStartKimg,
             AdversarialRampKimg = adversarialRampKimg ?? settings.AdversarialRampKimg,
+            GLearningRate = learningRate ?? settings.GLearningRate,
+            DLearningRate = learningRate ?? settings.DLearningRate,
         };
         if (settings.Validate() is string problem) throw new ArgumentException(problem);
         var trainer = new StyleGanTrainer(settings, outputDir, device ?? CPU, reals);
