@@ -191,7 +191,9 @@ public sealed class FairShareScheduler : BackgroundService, IJobControl
         await AdmitAsync(worker, ct);
         ApplyCancellations(worker);
         await PauseOverQuotaAsync(worker, ct);
-        if (worker.Running.Count == 0)
+        // Jobs requeued from this worker stay in its engine until a step hands them back as cancelled; step for that
+        // even with nothing else to run, so they can be admitted again (here or elsewhere) without a clash.
+        if (worker.Running.Count == 0 && worker.Dropping.Count == 0)
         {
             worker.PublishSnapshot();
             return false;
@@ -245,6 +247,7 @@ public sealed class FairShareScheduler : BackgroundService, IJobControl
                 var quotas = policy.QuotasOf(owner);
                 if (quotas.MaxRunning is { } maxRunning && running.GetValueOrDefault(owner) >= maxRunning) continue;
                 if (quotas.DeviceSecondsPerDay is { } cap && _usage.UsedToday(owner, now) >= cap) continue;
+                if (worker.Dropping.Contains(candidate.Job.Id)) continue; // still being dropped by this engine
                 var claimed = await _store.ClaimAsync([candidate.Job.Id], worker.Id, ct);
                 if (claimed.Count == 0) continue; // taken by another worker, cancelled or deleted meanwhile
                 var job = claimed[0];
@@ -345,7 +348,11 @@ public sealed class FairShareScheduler : BackgroundService, IJobControl
         foreach (var finished in step.Finished)
         {
             // A job already given up (requeued, or failed after an engine fault) may still come back: ignore it.
-            if (!worker.Running.Remove(finished.JobId, out var job)) continue;
+            if (!worker.Running.Remove(finished.JobId, out var job))
+            {
+                worker.Dropping.Remove(finished.JobId);
+                continue;
+            }
             _cancelRequests.TryRemove(finished.JobId, out _);
             await FlushUsageAsync([new(finished.JobId, job)], ct);
             Guid? imageId = null;
@@ -426,6 +433,7 @@ public sealed class FairShareScheduler : BackgroundService, IJobControl
         await _store.RequeueAsync(id, job.StepsDone, state, ct);
         worker.Running.Remove(id);
         worker.Engine.Cancel(id); // the engine drops it at its next step; the worker ignores what comes back
+        worker.Dropping.Add(id);
         int resumesAt = state is null ? job.CheckpointStep : job.StepsDone;
         await _notifier.StateChangedAsync(job.OwnerId, new JobStateChange(id, JobStatus.Queued, resumesAt, job.Similarity, null, null));
     }
@@ -469,6 +477,8 @@ internal sealed class SchedulerWorker(string id, SchedulerDevice device, IGenera
     public IGenerationEngine Engine { get; } = engine;
     public int MaxBatch { get; } = Math.Max(1, device.MaxBatch);
     public Dictionary<Guid, RunningJob> Running { get; } = new();
+    /// <summary>Jobs given up (requeued) that the engine has not yet handed back.</summary>
+    public HashSet<Guid> Dropping { get; } = new();
     public DateTimeOffset LastWrite { get; set; } = DateTimeOffset.MinValue;
     public long StepsTaken;
     public long JobStepsTaken;

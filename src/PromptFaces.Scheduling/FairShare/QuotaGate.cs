@@ -61,7 +61,7 @@ public sealed class QuotaGate(ISchedulerStore store, SchedulingPolicyCache polic
     private static string Until(TimeSpan wait)
     {
         int minutes = Math.Max(1, (int)Math.Ceiling(wait.TotalMinutes));
-        return minutes >= 60 ? $"{minutes / 60} h {minutes % 60} min" : $"{minutes} min";
+        return minutes < 60 ? $"{minutes} min" : minutes % 60 == 0 ? $"{minutes / 60} h" : $"{minutes / 60} h {minutes % 60} min";
     }
 }
 
