@@ -302,6 +302,31 @@ public sealed class FairShareSchedulerTests
     }
 
     [Fact]
+    public async Task Scheduler_writes_usage_records_every_usage_interval_and_reads_them_back_after_a_restart()
+    {
+        using var h = new SchedulerHarness(maxBatch: 1, configure: o =>
+        {
+            o.UsageWriteInterval = TimeSpan.FromSeconds(10);
+            o.CheckpointEvery = 0; // checkpoints write usage too
+        });
+        h.Store.Add("a", steps: 100);
+        await h.InitializeAsync();
+        await h.StepAsync(25);                         // 25 device-seconds charged in memory
+
+        Assert.Equal(25, h.Usage.TotalCharged("a"), 9);
+        Assert.Equal(21, h.Store.UsageOf("a"), 9);     // written after steps 1, 11 and 21
+        Assert.Equal(3, h.Store.Usage.Count);
+
+        h.Restart();                                   // killed: the last 4 s were never written
+        await h.InitializeAsync();
+
+        Assert.Equal(21, h.Usage.TotalCharged("a"), 9);
+        // Each record decays from the time it was written (after 1, 11 and 21 s; it is now 25 s in).
+        double decayed = 1 * Math.Pow(2, -24.0 / 3600) + 10 * Math.Pow(2, -14.0 / 3600) + 10 * Math.Pow(2, -4.0 / 3600);
+        Assert.Equal(decayed, h.Usage.UserUsage("a", h.Clock.GetUtcNow()), 9);
+    }
+
+    [Fact]
     public async Task Scheduler_runs_no_more_of_a_users_jobs_at_once_than_their_running_quota()
     {
         using var h = new SchedulerHarness(maxBatch: 4);

@@ -388,6 +388,7 @@ internal sealed class SchedulerHarness : IDisposable
             Devices = [new SchedulerDevice { Device = "cpu", MaxBatch = maxBatch }],
             NodeName = "test-node",
             ProgressWriteInterval = TimeSpan.Zero,
+            UsageWriteInterval = TimeSpan.Zero,
             PolicyRefreshInterval = TimeSpan.Zero,
             CheckpointEvery = 10,
         };

@@ -193,6 +193,7 @@ public sealed class FairShareScheduler : BackgroundService, IJobControl
         await PauseOverQuotaAsync(worker, ct);
         // Jobs requeued from this worker stay in its engine until a step hands them back as cancelled; step for that
         // even with nothing else to run, so they can be admitted again (here or elsewhere) without a clash.
+        if (worker.Running.Count == 0 && worker.Engine.ActiveCount == 0) worker.Dropping.Clear();
         if (worker.Running.Count == 0 && worker.Dropping.Count == 0)
         {
             worker.PublishSnapshot();
@@ -334,11 +335,15 @@ public sealed class FairShareScheduler : BackgroundService, IJobControl
             await _notifier.StepAsync(job.OwnerId, e);
         }
         var now = _clock.GetUtcNow();
-        if (now - worker.LastWrite < _options.ProgressWriteInterval) return;
-        worker.LastWrite = now;
         var finished = step.Finished.Select(f => f.JobId).ToHashSet();
         var ongoing = worker.Running.Where(p => !finished.Contains(p.Key)).ToList();
-        await FlushUsageAsync(ongoing, ct);
+        if (now - worker.LastUsageWrite >= _options.UsageWriteInterval)
+        {
+            worker.LastUsageWrite = now;
+            await FlushUsageAsync(ongoing, ct);
+        }
+        if (now - worker.LastWrite < _options.ProgressWriteInterval) return;
+        worker.LastWrite = now;
         foreach (var (id, job) in ongoing)
             if (job.Similarity is { } similarity) await _store.RecordProgressAsync(id, job.StepsDone, similarity, ct);
     }
@@ -480,6 +485,7 @@ internal sealed class SchedulerWorker(string id, SchedulerDevice device, IGenera
     /// <summary>Jobs given up (requeued) that the engine has not yet handed back.</summary>
     public HashSet<Guid> Dropping { get; } = new();
     public DateTimeOffset LastWrite { get; set; } = DateTimeOffset.MinValue;
+    public DateTimeOffset LastUsageWrite { get; set; } = DateTimeOffset.MinValue;
     public long StepsTaken;
     public long JobStepsTaken;
     public volatile RunningJobInfo[] Snapshot = [];

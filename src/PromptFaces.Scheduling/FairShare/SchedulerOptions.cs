@@ -54,10 +54,16 @@ public sealed class SchedulerOptions
     [Range(typeof(TimeSpan), "00:00:00.010", "00:10:00")]
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(2);
 
-    /// <summary>The shortest time between two writes of a worker's progress and usage to the store (the live view
-    /// does not wait for these). Checkpoints, ends and requeues always write.</summary>
+    /// <summary>The shortest time between two writes of a worker's progress to the store (the live view does not
+    /// wait for these). Checkpoints, ends and requeues always write.</summary>
     [Range(typeof(TimeSpan), "00:00:00", "00:10:00")]
     public TimeSpan ProgressWriteInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>The shortest time between two writes of a worker's usage records for its running jobs (one record per
+    /// job per write). The in-process usage is charged at every step; these records rebuild it after a restart, so a
+    /// crash loses at most this much charged time. Checkpoints, ends and requeues always write.</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "01:00:00")]
+    public TimeSpan UsageWriteInterval { get; set; } = TimeSpan.FromSeconds(15);
 
     /// <summary>How long shares and quotas read from the store are used before they are read again (admins' edits
     /// take effect within this time, or at once where the editor invalidates the cache).</summary>
