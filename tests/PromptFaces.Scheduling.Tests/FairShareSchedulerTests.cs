@@ -401,6 +401,32 @@ public sealed class FairShareSchedulerTests
     }
 
     [Fact]
+    public async Task Scheduler_hosted_service_runs_queued_jobs_and_on_stop_requeues_running_ones_with_a_checkpoint()
+    {
+        using var h = new SchedulerHarness(maxBatch: 2);
+        var quick = h.Store.Add("a", steps: 3);
+        var endless = h.Store.Add("b", steps: 1_000_000);
+
+        await h.Scheduler.StartAsync(Ct);
+        h.Scheduler.JobQueued();
+        // Waiting only: what is asserted does not depend on how long this takes.
+        using (var patience = CancellationTokenSource.CreateLinkedTokenSource(Ct))
+        {
+            patience.CancelAfter(TimeSpan.FromSeconds(60));
+            while (!(h.Store.StatusOf(quick) == JobStatus.Completed && h.Notifier.Steps.Count(s => s.Step.JobId == endless) >= 12))
+                await Task.Delay(5, patience.Token);
+        }
+        await h.Scheduler.StopAsync(Ct);
+
+        var row = h.Store[endless];
+        Assert.Equal(JobStatus.Queued, row.Status);
+        Assert.NotNull(row.Checkpoint);
+        int stepsSeen = h.Notifier.Steps.Where(s => s.Step.JobId == endless).Max(s => s.Step.Step);
+        Assert.Equal(stepsSeen, row.CheckpointStep);   // the checkpoint taken on stop, not the last periodic one
+        Assert.Contains(h.Notifier.States, s => s.Change.JobId == endless && s.Change.Status == JobStatus.Queued);
+    }
+
+    [Fact]
     public async Task Scheduler_runs_one_worker_per_device_and_never_runs_a_job_twice()
     {
         using var h = new SchedulerHarness(configure: o => o.Devices =

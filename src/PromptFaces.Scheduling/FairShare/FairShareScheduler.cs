@@ -165,7 +165,9 @@ public sealed class FairShareScheduler : BackgroundService, IJobControl
             var wake = worker.TakeWake();
             try
             {
-                if (!await RunStepAsync(worker, ct))
+                // A boundary and step, once begun, run to the end even when the host stops meanwhile: stopping halfway
+                // could drop a finished job's result. The stop is noticed between steps, then DrainAsync checkpoints.
+                if (!await RunStepAsync(worker, CancellationToken.None))
                     await Task.WhenAny(wake, Task.Delay(_options.PollInterval, _clock, ct));
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
