@@ -8,4 +8,5 @@ public static class DataLimits
     public const int GalleryNameLength = 100;
     public const int GalleryDescriptionLength = 1000;
     public const int ErrorLength = 2000;
+    public const int WorkerIdLength = 200;
 }

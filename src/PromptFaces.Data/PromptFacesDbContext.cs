@@ -5,7 +5,8 @@ using PromptFaces.Data.Entities;
 
 namespace PromptFaces.Data;
 
-/// <summary>Identity's tables plus the app's: jobs, images, favourites, teams and galleries.</summary>
+/// <summary>Identity's tables plus the app's: jobs, images, favourites, teams, galleries, and the scheduler's shares,
+/// quotas and usage records.</summary>
 public sealed class PromptFacesDbContext(DbContextOptions<PromptFacesDbContext> options)
     : IdentityDbContext<AppUser, IdentityRole, string>(options)
 {
@@ -17,6 +18,8 @@ public sealed class PromptFacesDbContext(DbContextOptions<PromptFacesDbContext> 
     public DbSet<Gallery> Galleries => Set<Gallery>();
     public DbSet<GalleryShare> GalleryShares => Set<GalleryShare>();
     public DbSet<GalleryItem> GalleryItems => Set<GalleryItem>();
+    public DbSet<UserSchedulingSettings> UserScheduling => Set<UserSchedulingSettings>();
+    public DbSet<UsageRecord> UsageRecords => Set<UsageRecord>();
 
     protected override void OnModelCreating(ModelBuilder builder)
     {

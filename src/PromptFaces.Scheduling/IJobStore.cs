@@ -29,4 +29,5 @@ public interface IJobStore
 }
 
 /// <summary>A job the store handed to the runner, with its owner for progress delivery.</summary>
-public sealed record ClaimedJob(GenerationJob Job, string OwnerId);
+/// <param name="ResumeStep">the step <see cref="GenerationJob.ResumeState"/> was taken at (0 without one).</param>
+public sealed record ClaimedJob(GenerationJob Job, string OwnerId, int ResumeStep = 0);

@@ -98,7 +98,6 @@ public sealed class LiveApp : IAsyncLifetime
             builder.UseSetting("PromptFaces:DataFolder", dataFolder);
             builder.UseSetting("PromptFaces:AdminEmail", AdminEmail);
             builder.UseSetting("PromptFaces:Engine:ModelsFolder", models);
-            builder.UseSetting("PromptFaces:Runner:PollInterval", "00:00:00.050");
         }
     }
 }

@@ -25,8 +25,8 @@ public class AppFactory : WebApplicationFactory<Program>
     public Dictionary<string, string?> Settings { get; } = new()
     {
         ["PromptFaces:AdminEmail"] = AdminEmail,
-        ["PromptFaces:Runner:PollInterval"] = "00:00:00.100",
-        ["PromptFaces:Runner:MaxBatch"] = "4",
+        ["PromptFaces:Scheduler:PollInterval"] = "00:00:00.100",
+        ["PromptFaces:Scheduler:DefaultMaxBatch"] = "4",
     };
 
     public string DataFolder => _dataFolder;

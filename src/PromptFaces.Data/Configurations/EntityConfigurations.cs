@@ -15,6 +15,7 @@ internal sealed class JobConfiguration : IEntityTypeConfiguration<Job>
         job.Property(j => j.Error).HasMaxLength(DataLimits.ErrorLength);
         job.HasOne(j => j.Owner).WithMany().HasForeignKey(j => j.OwnerId).OnDelete(DeleteBehavior.Cascade);
         job.HasOne(j => j.Image).WithOne(i => i.Job).HasForeignKey<GeneratedImage>(i => i.JobId).OnDelete(DeleteBehavior.Cascade);
+        job.Property(j => j.ClaimedBy).HasMaxLength(DataLimits.WorkerIdLength);
         job.HasIndex(j => new { j.Status, j.CreatedAt });     // the queue: oldest queued first
         job.HasIndex(j => new { j.OwnerId, j.CreatedAt });    // a user's history
     }
@@ -51,6 +52,42 @@ internal sealed class TeamConfiguration : IEntityTypeConfiguration<Team>
         team.HasKey(t => t.Id);
         team.Property(t => t.Name).HasMaxLength(DataLimits.TeamNameLength);
         team.HasIndex(t => t.Name).IsUnique();
+        team.OwnsOne(t => t.DefaultQuotas, q => ConfigureQuotas(q, "Default"));
+        team.Navigation(t => t.DefaultQuotas).IsRequired();
+    }
+
+    /// <summary>Quota columns named <c>{prefix}MaxQueued</c> and so on, on the owner's table.</summary>
+    internal static void ConfigureQuotas<TOwner>(OwnedNavigationBuilder<TOwner, QuotaSettings> quotas, string prefix) where TOwner : class
+    {
+        quotas.Property(q => q.MaxQueued).HasColumnName(prefix + "MaxQueued");
+        quotas.Property(q => q.MaxRunning).HasColumnName(prefix + "MaxRunning");
+        quotas.Property(q => q.MaxStepsPerJob).HasColumnName(prefix + "MaxStepsPerJob");
+        quotas.Property(q => q.DeviceSecondsPerDay).HasColumnName(prefix + "DeviceSecondsPerDay");
+    }
+}
+
+internal sealed class UserSchedulingSettingsConfiguration : IEntityTypeConfiguration<UserSchedulingSettings>
+{
+    public void Configure(EntityTypeBuilder<UserSchedulingSettings> settings)
+    {
+        settings.ToTable("UserScheduling");
+        settings.HasKey(s => s.UserId);
+        settings.HasOne(s => s.User).WithOne().HasForeignKey<UserSchedulingSettings>(s => s.UserId).OnDelete(DeleteBehavior.Cascade);
+        settings.HasOne<Team>().WithMany().HasForeignKey(s => s.SchedulingTeamId).OnDelete(DeleteBehavior.SetNull);
+        settings.OwnsOne(s => s.Quotas, q => TeamConfiguration.ConfigureQuotas(q, ""));
+        settings.Navigation(s => s.Quotas).IsRequired();
+    }
+}
+
+internal sealed class UsageRecordConfiguration : IEntityTypeConfiguration<UsageRecord>
+{
+    public void Configure(EntityTypeBuilder<UsageRecord> usage)
+    {
+        usage.HasKey(u => u.Id);
+        usage.Property(u => u.UserId).HasMaxLength(450);
+        usage.Property(u => u.TeamKey).HasMaxLength(32);
+        usage.HasIndex(u => u.At);                          // usage since a time (decay, daily quota)
+        usage.HasIndex(u => new { u.UserId, u.At });
     }
 }
 

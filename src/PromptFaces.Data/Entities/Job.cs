@@ -26,8 +26,21 @@ public sealed class Job
     public double? Similarity { get; set; }
     public string? Error { get; set; }
 
-    /// <summary>Engine state to resume from after the app stopped under the job; cleared once it runs again.</summary>
+    /// <summary>The latest checkpoint: engine state (latent and optimiser) to resume from after a restart or a
+    /// pause. Cleared when the job ends.</summary>
     public byte[]? ResumeState { get; set; }
+
+    /// <summary>The step <see cref="ResumeState"/> was taken at (0 without one).</summary>
+    public int CheckpointStep { get; set; }
+
+    /// <summary>An admin's addition to the job's scheduling priority (0: none).</summary>
+    public double PriorityBoost { get; set; }
+
+    /// <summary>The worker (<c>node/device</c>) that claimed the job while it runs; null otherwise.</summary>
+    public string? ClaimedBy { get; set; }
+
+    /// <summary>Device-seconds charged to the job so far (its share of each co-batched step).</summary>
+    public double DeviceSeconds { get; set; }
 
     public GeneratedImage? Image { get; set; }
 }

@@ -344,11 +344,21 @@ namespace PromptFaces.Data.Migrations
                         .ValueGeneratedOnAdd()
                         .HasColumnType("TEXT");
 
+                    b.Property<int>("CheckpointStep")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("ClaimedBy")
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT");
+
                     b.Property<DateTime>("CreatedAt")
                         .HasColumnType("TEXT");
 
                     b.Property<int>("Cutouts")
                         .HasColumnType("INTEGER");
+
+                    b.Property<double>("DeviceSeconds")
+                        .HasColumnType("REAL");
 
                     b.Property<string>("Error")
                         .HasMaxLength(2000)
@@ -367,6 +377,9 @@ namespace PromptFaces.Data.Migrations
                     b.Property<string>("OwnerId")
                         .IsRequired()
                         .HasColumnType("TEXT");
+
+                    b.Property<double>("PriorityBoost")
+                        .HasColumnType("REAL");
 
                     b.Property<string>("Prompt")
                         .IsRequired()
@@ -425,6 +438,9 @@ namespace PromptFaces.Data.Migrations
                         .HasMaxLength(100)
                         .HasColumnType("TEXT");
 
+                    b.Property<double?>("Share")
+                        .HasColumnType("REAL");
+
                     b.HasKey("Id");
 
                     b.HasIndex("Name")
@@ -449,6 +465,58 @@ namespace PromptFaces.Data.Migrations
                     b.HasIndex("UserId");
 
                     b.ToTable("TeamMembers");
+                });
+
+            modelBuilder.Entity("PromptFaces.Data.Entities.UsageRecord", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER");
+
+                    b.Property<DateTime>("At")
+                        .HasColumnType("TEXT");
+
+                    b.Property<double>("DeviceSeconds")
+                        .HasColumnType("REAL");
+
+                    b.Property<Guid>("JobId")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("TeamKey")
+                        .IsRequired()
+                        .HasMaxLength(32)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("UserId")
+                        .IsRequired()
+                        .HasMaxLength(450)
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("At");
+
+                    b.HasIndex("UserId", "At");
+
+                    b.ToTable("UsageRecords");
+                });
+
+            modelBuilder.Entity("PromptFaces.Data.Entities.UserSchedulingSettings", b =>
+                {
+                    b.Property<string>("UserId")
+                        .HasColumnType("TEXT");
+
+                    b.Property<int?>("SchedulingTeamId")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<double?>("Share")
+                        .HasColumnType("REAL");
+
+                    b.HasKey("UserId");
+
+                    b.HasIndex("SchedulingTeamId");
+
+                    b.ToTable("UserScheduling", (string)null);
                 });
 
             modelBuilder.Entity("Microsoft.AspNetCore.Identity.IdentityRoleClaim<string>", b =>
@@ -600,6 +668,41 @@ namespace PromptFaces.Data.Migrations
                     b.Navigation("Owner");
                 });
 
+            modelBuilder.Entity("PromptFaces.Data.Entities.Team", b =>
+                {
+                    b.OwnsOne("PromptFaces.Data.Entities.QuotaSettings", "DefaultQuotas", b1 =>
+                        {
+                            b1.Property<int>("TeamId")
+                                .HasColumnType("INTEGER");
+
+                            b1.Property<double?>("DeviceSecondsPerDay")
+                                .HasColumnType("REAL")
+                                .HasColumnName("DefaultDeviceSecondsPerDay");
+
+                            b1.Property<int?>("MaxQueued")
+                                .HasColumnType("INTEGER")
+                                .HasColumnName("DefaultMaxQueued");
+
+                            b1.Property<int?>("MaxRunning")
+                                .HasColumnType("INTEGER")
+                                .HasColumnName("DefaultMaxRunning");
+
+                            b1.Property<int?>("MaxStepsPerJob")
+                                .HasColumnType("INTEGER")
+                                .HasColumnName("DefaultMaxStepsPerJob");
+
+                            b1.HasKey("TeamId");
+
+                            b1.ToTable("Teams");
+
+                            b1.WithOwner()
+                                .HasForeignKey("TeamId");
+                        });
+
+                    b.Navigation("DefaultQuotas")
+                        .IsRequired();
+                });
+
             modelBuilder.Entity("PromptFaces.Data.Entities.TeamMember", b =>
                 {
                     b.HasOne("PromptFaces.Data.Entities.Team", "Team")
@@ -615,6 +718,54 @@ namespace PromptFaces.Data.Migrations
                         .IsRequired();
 
                     b.Navigation("Team");
+
+                    b.Navigation("User");
+                });
+
+            modelBuilder.Entity("PromptFaces.Data.Entities.UserSchedulingSettings", b =>
+                {
+                    b.HasOne("PromptFaces.Data.Entities.Team", null)
+                        .WithMany()
+                        .HasForeignKey("SchedulingTeamId")
+                        .OnDelete(DeleteBehavior.SetNull);
+
+                    b.HasOne("PromptFaces.Data.Entities.AppUser", "User")
+                        .WithOne()
+                        .HasForeignKey("PromptFaces.Data.Entities.UserSchedulingSettings", "UserId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
+
+                    b.OwnsOne("PromptFaces.Data.Entities.QuotaSettings", "Quotas", b1 =>
+                        {
+                            b1.Property<string>("UserSchedulingSettingsUserId")
+                                .HasColumnType("TEXT");
+
+                            b1.Property<double?>("DeviceSecondsPerDay")
+                                .HasColumnType("REAL")
+                                .HasColumnName("DeviceSecondsPerDay");
+
+                            b1.Property<int?>("MaxQueued")
+                                .HasColumnType("INTEGER")
+                                .HasColumnName("MaxQueued");
+
+                            b1.Property<int?>("MaxRunning")
+                                .HasColumnType("INTEGER")
+                                .HasColumnName("MaxRunning");
+
+                            b1.Property<int?>("MaxStepsPerJob")
+                                .HasColumnType("INTEGER")
+                                .HasColumnName("MaxStepsPerJob");
+
+                            b1.HasKey("UserSchedulingSettingsUserId");
+
+                            b1.ToTable("UserScheduling");
+
+                            b1.WithOwner()
+                                .HasForeignKey("UserSchedulingSettingsUserId");
+                        });
+
+                    b.Navigation("Quotas")
+                        .IsRequired();
 
                     b.Navigation("User");
                 });

@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.DataProtection.KeyManagement;
 using Microsoft.AspNetCore.DataProtection.Repositories;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
 using MudBlazor.Services;
 using PromptFaces.Data;
 using PromptFaces.Data.Entities;
@@ -10,6 +11,7 @@ using PromptFaces.Data.Files;
 using PromptFaces.Data.Jobs;
 using PromptFaces.Engine;
 using PromptFaces.Scheduling;
+using PromptFaces.Scheduling.FairShare;
 using PromptFaces.Web.Components.Account;
 using PromptFaces.Web.Jobs;
 using PromptFaces.Web.Progress;
@@ -31,7 +33,10 @@ public static class ServiceRegistration
         builder.Services.AddDbContextFactory<PromptFacesDbContext>(Configure);
         builder.Services.AddDbContext<PromptFacesDbContext>(Configure, ServiceLifetime.Scoped, ServiceLifetime.Singleton);
         builder.Services.AddSingleton(sp => new ImageFileStore(sp.GetRequiredService<DataPaths>().ImagesFolder));
-        builder.Services.AddSingleton<IJobStore, EfJobStore>();
+        builder.Services.AddSingleton<EfJobStore>();
+        builder.Services.AddSingleton<IJobStore>(sp => sp.GetRequiredService<EfJobStore>());
+        builder.Services.AddSingleton<ISchedulerStore>(sp => sp.GetRequiredService<EfJobStore>());
+        builder.Services.AddSingleton<ISchedulingPolicySource, EfSchedulingPolicySource>();
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddHostedService<DatabaseInitializer>();
         // Sign-in cookies and antiforgery tokens stay valid across restarts: their keys live with the data.
@@ -82,18 +87,34 @@ public static class ServiceRegistration
         return builder;
     }
 
-    /// <summary>The engine, the token counter and the simple runner that feeds the engine from the queue.</summary>
+    /// <summary>The engine, the token counter, and the fair-share scheduler (one worker per configured device) with
+    /// its usage accounting, policy cache and quota gate.</summary>
     public static WebApplicationBuilder AddPromptFacesGeneration(this WebApplicationBuilder builder)
     {
         builder.Services.AddOptions<EngineOptions>().BindConfiguration(EngineOptions.Section);
-        builder.Services.AddOptions<RunnerOptions>().BindConfiguration(RunnerOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        builder.Services.AddOptions<SchedulerOptions>().BindConfiguration(SchedulerOptions.Section)
+            .PostConfigure<IOptions<LimitsOptions>>((scheduler, limits) =>
+            {
+                // The form's per-user cap on open jobs is the queued-jobs quota unless the scheduler sets its own.
+                scheduler.DefaultQuotas = scheduler.DefaultQuotas with
+                {
+                    MaxQueued = scheduler.DefaultQuotas.MaxQueued ?? limits.Value.MaxQueuedJobsPerUser,
+                };
+            })
+            .Validate(o => o.Devices.All(d => d.MaxBatch is >= 1 and <= 256), "Every scheduler device needs a MaxBatch from 1 to 256.")
+            .ValidateDataAnnotations().ValidateOnStart();
         builder.Services.AddSingleton<ModelPaths>();
         builder.Services.AddSingleton<IGenerationEngine, TorchGenerationEngine>();
+        builder.Services.AddSingleton<IGenerationEngineFactory, DeviceEngineFactory>();
         builder.Services.AddSingleton<IPromptTokenizer, ClipPromptTokenizer>();
         builder.Services.AddHostedService<EngineWarmUp>();
-        builder.Services.AddSingleton<SimpleJobRunner>();
-        builder.Services.AddSingleton<IJobControl>(sp => sp.GetRequiredService<SimpleJobRunner>());
-        builder.Services.AddHostedService(sp => sp.GetRequiredService<SimpleJobRunner>());
+        builder.Services.AddSingleton(sp => new UsageAccounting(sp.GetRequiredService<IOptions<SchedulerOptions>>().Value.UsageHalfLife));
+        builder.Services.AddSingleton(sp => new SchedulingPolicyCache(sp.GetRequiredService<ISchedulingPolicySource>(),
+            sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<IOptions<SchedulerOptions>>().Value.PolicyRefreshInterval));
+        builder.Services.AddSingleton<QuotaGate>();
+        builder.Services.AddSingleton<FairShareScheduler>();
+        builder.Services.AddSingleton<IJobControl>(sp => sp.GetRequiredService<FairShareScheduler>());
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<FairShareScheduler>());
         return builder;
     }
 

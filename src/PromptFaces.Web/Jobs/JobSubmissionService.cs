@@ -4,6 +4,7 @@ using PromptFaces.Data;
 using PromptFaces.Data.Entities;
 using PromptFaces.Data.Files;
 using PromptFaces.Scheduling;
+using PromptFaces.Scheduling.FairShare;
 using PromptFaces.Web.Hosting;
 using PromptFaces.Web.Progress;
 
@@ -22,7 +23,7 @@ public sealed record SubmissionResult
 }
 
 /// <summary>
-/// Everything the pages and the API do to jobs: submit (validation, rate limit, queue cap), cancel, delete, re-run.
+/// Everything the pages and the API do to jobs: submit (validation, quotas, rate limit), cancel, delete, re-run.
 /// Jobs are private: every call takes the <see cref="Viewer"/> and touches only what they own (admins: any).
 /// </summary>
 public sealed class JobSubmissionService(
@@ -30,6 +31,7 @@ public sealed class JobSubmissionService(
     SubmissionRateLimiter rateLimiter,
     QueueEstimator estimator,
     IJobControl runner,
+    QuotaGate quotas,
     JobProgressFeed feed,
     ImageFileStore files,
     TimeProvider clock,
@@ -39,19 +41,6 @@ public sealed class JobSubmissionService(
     {
         var errors = JobRequestValidator.Validate(request, limits.Value);
         if (errors.Count > 0) return new SubmissionResult { Errors = errors };
-
-        await using var db = await contexts.CreateDbContextAsync(ct);
-        int open = await db.Jobs.CountAsync(j => j.OwnerId == viewer.UserId && (j.Status == JobStatus.Queued || j.Status == JobStatus.Running), ct);
-        if (open >= limits.Value.MaxQueuedJobsPerUser)
-            return new SubmissionResult
-            {
-                Refusal = $"You already have {open} jobs queued or running, the most allowed at once. Wait for one to finish, or cancel one, then submit again.",
-            };
-        if (!rateLimiter.TryAcquire(viewer.UserId, out var retryAfter))
-            return new SubmissionResult
-            {
-                Refusal = $"You have submitted {limits.Value.SubmissionsPerMinute} jobs within a minute, the most allowed. Try again in {Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds))} seconds.",
-            };
 
         var job = new Job
         {
@@ -68,8 +57,21 @@ public sealed class JobSubmissionService(
             Status = JobStatus.Queued,
             CreatedAt = clock.GetUtcNow().UtcDateTime,
         };
-        db.Jobs.Add(job);
-        await db.SaveChangesAsync(ct);
+        // The quotas are checked and the job inserted under the gate, so racing submissions cannot overrun them.
+        string? rateRefusal = null;
+        var decision = await quotas.SubmitAsync(viewer.UserId, job.Steps, async token =>
+        {
+            if (!rateLimiter.TryAcquire(viewer.UserId, out var retryAfter))
+            {
+                rateRefusal = $"You have submitted {limits.Value.SubmissionsPerMinute} jobs within a minute, the most allowed. Try again in {Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds))} seconds.";
+                return false;
+            }
+            await using var db = await contexts.CreateDbContextAsync(token);
+            db.Jobs.Add(job);
+            await db.SaveChangesAsync(token);
+            return true;
+        }, ct);
+        if (!decision.Enqueued) return new SubmissionResult { Refusal = decision.Message ?? rateRefusal ?? "The job was not queued." };
         runner.JobQueued();
         return new SubmissionResult { JobId = job.Id, Seed = job.Seed, Queue = await estimator.EstimateAsync(job.Id, ct) };
     }

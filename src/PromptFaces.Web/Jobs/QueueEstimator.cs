@@ -2,6 +2,7 @@ using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using PromptFaces.Data;
 using PromptFaces.Scheduling;
+using PromptFaces.Scheduling.FairShare;
 
 namespace PromptFaces.Web.Jobs;
 
@@ -10,9 +11,10 @@ public sealed record QueueEstimate(int Position, TimeSpan? EstimatedWait, DateTi
 
 /// <summary>
 /// Estimates when a queued job starts, from the steps ahead of it and how long a step took in recent jobs. With
-/// co-batching, <see cref="RunnerOptions.MaxBatch"/> jobs advance together, so the steps ahead are divided by it.
+/// co-batching, every device's batch of jobs advances together, so the steps ahead are divided by the slots of all
+/// devices. "Ahead" means queued earlier: the fair-share order may differ, so this is a first-in-first-out estimate.
 /// </summary>
-public sealed class QueueEstimator(IDbContextFactory<PromptFacesDbContext> contexts, IOptions<RunnerOptions> runner, TimeProvider clock)
+public sealed class QueueEstimator(IDbContextFactory<PromptFacesDbContext> contexts, IOptions<SchedulerOptions> scheduler, TimeProvider clock)
 {
     public async Task<QueueEstimate?> EstimateAsync(Guid jobId, CancellationToken ct = default)
     {
@@ -26,7 +28,7 @@ public sealed class QueueEstimator(IDbContextFactory<PromptFacesDbContext> conte
         var running = await db.Jobs.AsNoTracking().Where(j => j.Status == JobStatus.Running)
             .Select(j => new { j.Steps, j.StepsDone }).ToListAsync(ct);
 
-        int batch = Math.Max(1, runner.Value.MaxBatch);
+        int batch = Math.Max(1, scheduler.Value.EffectiveDevices().Sum(d => d.MaxBatch));
         int position = ahead.Count + 1;
         var now = clock.GetUtcNow();
         if (ahead.Count + running.Count < batch) return new QueueEstimate(position, TimeSpan.Zero, now);
