@@ -232,16 +232,17 @@ public sealed class SchedulingAdminService(
         if (updated == 0) return new DisableResult(false, "That account no longer exists.", 0);
         // From here on the account's submissions are refused; a second pass catches one that was being inserted.
         await disabled.SetAsync(userId, true, ct);
-        int cancelled = 0;
+        var cancelled = new HashSet<Guid>();
         for (int pass = 0; pass < 2; pass++)
         {
             var open = await db.Jobs.AsNoTracking()
                 .Where(j => j.OwnerId == userId && (j.Status == JobStatus.Queued || j.Status == JobStatus.Running))
                 .Select(j => j.Id).ToListAsync(ct);
-            foreach (var id in open)
-                if (await jobs.CancelAsync(admin, id, ct)) cancelled++;
+            // A running job stays Running until its worker stops it at the next step boundary: ask once.
+            foreach (var id in open.Where(id => !cancelled.Contains(id)))
+                if (await jobs.CancelAsync(admin, id, ct)) cancelled.Add(id);
         }
-        return new DisableResult(true, null, cancelled);
+        return new DisableResult(true, null, cancelled.Count);
     }
 
     /// <summary>Lets a disabled account sign in again. False when there is no such account.</summary>
