@@ -28,27 +28,9 @@ public sealed class AdminTests(AdminAppFactory app) : IClassFixture<AdminAppFact
 {
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    private async Task<UserClient> AdminAsync()
-    {
-        // The admin registers once per host; later calls sign in again through the form.
-        try
-        {
-            return await app.RegisterAsync(AppFactory.AdminEmail);
-        }
-        catch (InvalidOperationException)
-        {
-            return await SignInAsync(AppFactory.AdminEmail);
-        }
-    }
+    private Task<UserClient> AdminAsync() => app.RegisterOrSignInAdminAsync();
 
-    private async Task<UserClient> SignInAsync(string email)
-    {
-        var user = app.NewClient();
-        using var response = await PostSignInAsync(user, email);
-        Assert.Equal(HttpStatusCode.Redirect, response.StatusCode);
-        user.Email = email;
-        return user;
-    }
+    private Task<UserClient> SignInAsync(string email) => app.SignInAsync(email);
 
     private static async Task<HttpResponseMessage> PostSignInAsync(UserClient user, string email)
     {
@@ -121,6 +103,10 @@ public sealed class AdminTests(AdminAppFactory app) : IClassFixture<AdminAppFact
         var (memberStatus, memberBody) = await member.SubmitAsync(new { prompt = "a member's face after the edit", steps = 6 });
         Assert.Equal(HttpStatusCode.TooManyRequests, memberStatus);
         Assert.Contains("at most 5 steps", memberBody.ToString());
+        // The new share is the one the scheduler works with.
+        var teamRow = (await QueueAsync(admin)).GetProperty("teams").EnumerateArray()
+            .Single(t => t.GetProperty("teamKey").GetString() == teamId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Equal(2.0, teamRow.GetProperty("share").GetDouble());
 
         // Invalid values are refused with the reason.
         using var invalid = await admin.Http.PutAsJsonAsync($"/api/admin/users/{userId}/scheduling", new { share = -1.0 }, Ct);
