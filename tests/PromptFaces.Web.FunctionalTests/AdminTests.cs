@@ -290,8 +290,19 @@ public sealed class AdminTests(AdminAppFactory app) : IClassFixture<AdminAppFact
         var queueHtml = await admin.Http.GetStringAsync("/admin/queue", Ct);
         Assert.Contains("data-testid=\"workers\"", queueHtml);
         Assert.Contains("data-testid=\"queue-users\"", queueHtml);
+        // A member of two teams gets the choice of the team they are charged to.
+        var adminViewer = new Viewer(await app.UserIdAsync(AppFactory.AdminEmail), IsAdmin: true);
+        var teams = app.Services.GetRequiredService<TeamService>();
+        foreach (var name in new[] { "Page team A", "Page team B" })
+        {
+            Assert.Null(await teams.CreateTeamAsync(adminViewer, name, Ct));
+            int teamId = (await teams.TeamsAsync(adminViewer, Ct)).Single(t => t.Name == name).Id;
+            Assert.Null(await teams.AddMemberAsync(adminViewer, teamId, user.Email, Ct));
+        }
         var settingsHtml = await admin.Http.GetStringAsync("/admin/scheduling", Ct);
         Assert.Contains("data-testid=\"user-policy\"", settingsHtml);
+        Assert.Contains("data-testid=\"team-policy\"", settingsHtml);
+        Assert.Contains("data-testid=\"user-policy-team\"", settingsHtml);
         Assert.Contains(user.Email, settingsHtml);
     }
 }
