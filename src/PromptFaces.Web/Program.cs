@@ -11,7 +11,8 @@ builder.WebHost.UseStaticWebAssets();
 builder.AddPromptFacesData()
        .AddPromptFacesIdentity()
        .AddPromptFacesGeneration()
-       .AddPromptFacesWeb();
+       .AddPromptFacesWeb()
+       .AddPromptFacesMetrics();
 
 var app = builder.Build();
 
@@ -23,7 +24,8 @@ if (!app.Environment.IsDevelopment())
 // Page requests get a friendly page for 404 and the like; the APIs, the hub and form posts (a failed antiforgery
 // check is a 400) keep their bare status codes.
 app.UseWhen(context => HttpMethods.IsGet(context.Request.Method)
-        && !context.Request.Path.StartsWithSegments("/api") && !context.Request.Path.StartsWithSegments("/hubs"),
+        && !context.Request.Path.StartsWithSegments("/api") && !context.Request.Path.StartsWithSegments("/hubs")
+        && !MetricsRegistration.IsMetricsRequest(context),
     pages => pages.UseStatusCodePagesWithReExecute("/not-found", createScopeForStatusCodePages: true));
 app.UseAuthentication();
 app.UseAuthorization();
@@ -36,6 +38,8 @@ app.MapImageEndpoints();
 app.MapJobEndpoints();
 app.MapGalleryEndpoints();
 app.MapAccountEndpoints();
+app.MapAdminEndpoints();
+app.MapPromptFacesMetrics();
 
 app.Run();
 

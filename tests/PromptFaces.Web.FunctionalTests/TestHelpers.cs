@@ -60,6 +60,32 @@ public static class TestHelpers
         }
     }
 
+    /// <summary>A client signed in as <paramref name="email"/> through the sign-in form (the account must exist).</summary>
+    public static async Task<UserClient> SignInAsync(this AppFactory app, string email)
+    {
+        var user = app.NewClient();
+        var html = await user.Http.GetStringAsync("/account/login");
+        using var response = await user.Http.PostAsync("/account/login", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["__RequestVerificationToken"] = AppFactory.AntiforgeryToken(html),
+            ["_handler"] = "login",
+            ["Input.Email"] = email,
+            ["Input.Password"] = AppFactory.Password,
+        }));
+        Assert.True(response.StatusCode == HttpStatusCode.Redirect, $"Signing in as {email} answered {(int)response.StatusCode}");
+        user.Email = email;
+        return user;
+    }
+
+    /// <summary>The configured admin: registered by the first test of a host that asks, signed in again by later ones.</summary>
+    public static async Task<UserClient> RegisterOrSignInAdminAsync(this AppFactory app)
+    {
+        using (var scope = app.Services.CreateScope())
+            if (!await scope.ServiceProvider.GetRequiredService<PromptFacesDbContext>().Users.AnyAsync(u => u.Email == AppFactory.AdminEmail))
+                return await app.RegisterAsync(AppFactory.AdminEmail);
+        return await app.SignInAsync(AppFactory.AdminEmail);
+    }
+
     public static async Task<string> UserIdAsync(this AppFactory app, string email)
     {
         using var scope = app.Services.CreateScope();

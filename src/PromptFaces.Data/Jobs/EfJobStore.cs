@@ -150,6 +150,9 @@ public sealed class EfJobStore(IDbContextFactory<PromptFacesDbContext> contexts,
         foreach (var id in jobIds)
         {
             var now = clock.GetUtcNow().UtcDateTime;
+            // Whether the job ever started, read before the claim sets StartedAt (a queued job's row does not change
+            // meanwhile except by a claim or a cancel, which the conditional update below detects).
+            bool startedBefore = await db.Jobs.AsNoTracking().AnyAsync(j => j.Id == id && j.StartedAt != null, cancellationToken);
             int updated = await db.Jobs
                 .Where(j => j.Id == id && j.Status == JobStatus.Queued)
                 .ExecuteUpdateAsync(s => s
@@ -160,7 +163,7 @@ public sealed class EfJobStore(IDbContextFactory<PromptFacesDbContext> contexts,
             var job = await db.Jobs.AsNoTracking().FirstAsync(j => j.Id == id, cancellationToken);
             claimed.Add(new ClaimedJob(new GenerationJob(job.Id, job.Prompt, job.NegativePrompt, job.Seed, job.Steps,
                 job.TruncationPsi, job.LearningRate, job.Cutouts, job.Starts, job.ResumeState), job.OwnerId,
-                job.ResumeState is null ? 0 : job.CheckpointStep));
+                job.ResumeState is null ? 0 : job.CheckpointStep, FirstStart: !startedBefore));
         }
         return claimed;
     }

@@ -45,7 +45,14 @@ public sealed class FairShareScheduler : BackgroundService, IJobControl
     private readonly SchedulerWorker[] _workers;
     private readonly SemaphoreSlim _claimGate = new(1, 1);
     private readonly ConcurrentDictionary<Guid, DateTimeOffset> _cancelRequests = new();
+    private readonly SchedulerMetrics? _metrics;
     private int _initialised;
+    private volatile int _queueLength;
+    private long _queueReadAtTicks = DateTimeOffset.MinValue.UtcTicks;
+
+    /// <summary>While a worker runs, the queue is read at least this often (for the queue-length gauge and the admin
+    /// pages), even when no slot is free.</summary>
+    private static readonly TimeSpan QueueLengthRefresh = TimeSpan.FromSeconds(1);
 
     public FairShareScheduler(
         ISchedulerStore store,
@@ -55,7 +62,8 @@ public sealed class FairShareScheduler : BackgroundService, IJobControl
         SchedulingPolicyCache policy,
         TimeProvider clock,
         IOptions<SchedulerOptions> options,
-        ILogger<FairShareScheduler> logger)
+        ILogger<FairShareScheduler> logger,
+        SchedulerMetrics? metrics = null)
     {
         _store = store;
         _notifier = notifier;
@@ -64,6 +72,7 @@ public sealed class FairShareScheduler : BackgroundService, IJobControl
         _clock = clock;
         _options = options.Value;
         _logger = logger;
+        _metrics = metrics;
         var node = string.IsNullOrWhiteSpace(_options.NodeName) ? Environment.MachineName : _options.NodeName.Trim();
         var devices = _options.EffectiveDevices();
         var ids = new HashSet<string>(StringComparer.Ordinal);
@@ -71,8 +80,10 @@ public sealed class FairShareScheduler : BackgroundService, IJobControl
         {
             var id = $"{node}/{device.Name}";
             if (!ids.Add(id)) ids.Add(id = $"{id}#{i}");
-            return new SchedulerWorker(id, device, engines.Create(device));
+            return new SchedulerWorker(id, device, engines.Create(device), new ActivityWindow(_options.ActivityWindow, clock.GetUtcNow()));
         }).ToArray();
+        _metrics?.Observe(() => _queueLength,
+            () => _workers.Select(w => (w.Id, w.Snapshot.Length, w.Activity.Read(_clock.GetUtcNow()).BusyFraction)));
     }
 
     /// <summary>The ids of this node's workers (<c>node/device</c>), as recorded in claims.</summary>
@@ -81,10 +92,26 @@ public sealed class FairShareScheduler : BackgroundService, IJobControl
     /// <summary>The jobs running now on every worker (a snapshot taken at each worker's last step boundary).</summary>
     public IReadOnlyList<RunningJobInfo> RunningJobs() => _workers.SelectMany(w => w.Snapshot).ToArray();
 
-    /// <summary>Each worker's device, batch size and steps taken so far.</summary>
-    public IReadOnlyList<WorkerInfo> Workers() =>
-        _workers.Select(w => new WorkerInfo(w.Id, w.Device.Device, w.MaxBatch, w.Snapshot.Length, Interlocked.Read(ref w.StepsTaken),
-            Interlocked.Read(ref w.JobStepsTaken))).ToArray();
+    /// <summary>Each worker's device, batch size, steps taken so far, and its busy fraction and step throughput over
+    /// the last <see cref="SchedulerOptions.ActivityWindow"/>.</summary>
+    public IReadOnlyList<WorkerInfo> Workers()
+    {
+        var now = _clock.GetUtcNow();
+        return _workers.Select(w =>
+        {
+            var rates = w.Activity.Read(now);
+            return new WorkerInfo(w.Id, w.Device.Device, w.MaxBatch, w.Snapshot.Length, Interlocked.Read(ref w.StepsTaken),
+                Interlocked.Read(ref w.JobStepsTaken))
+            {
+                BusyFraction = rates.BusyFraction,
+                JobStepsPerSecond = rates.JobStepsPerSecond,
+                Window = w.Activity.Window,
+            };
+        }).ToArray();
+    }
+
+    /// <summary>How many jobs were waiting when the scheduler last read the queue.</summary>
+    public int QueueLength => _queueLength;
 
     internal IReadOnlyList<SchedulerWorker> WorkerList => _workers;
 
@@ -117,7 +144,7 @@ public sealed class FairShareScheduler : BackgroundService, IJobControl
     /// <summary>The waiting jobs, best first, with their owner's factor and priority (for the admin queue page).</summary>
     public async Task<IReadOnlyList<RankedJob>> RankQueueAsync(CancellationToken cancellationToken)
     {
-        var queue = await _store.GetQueueAsync(cancellationToken);
+        var queue = await ReadQueueAsync(cancellationToken);
         var policy = await _policy.GetAsync(cancellationToken);
         var now = _clock.GetUtcNow();
         return FairShareCalculator.Rank(queue.Waiting, Factors(policy, queue, now), now, _options);
@@ -126,7 +153,7 @@ public sealed class FairShareScheduler : BackgroundService, IJobControl
     /// <summary>Every active user's fair-share standing now.</summary>
     public async Task<IReadOnlyDictionary<string, UserFairShare>> FairSharesAsync(CancellationToken cancellationToken)
     {
-        var queue = await _store.GetQueueAsync(cancellationToken);
+        var queue = await ReadQueueAsync(cancellationToken);
         var policy = await _policy.GetAsync(cancellationToken);
         return Factors(policy, queue, _clock.GetUtcNow());
     }
@@ -188,9 +215,20 @@ public sealed class FairShareScheduler : BackgroundService, IJobControl
     /// had nothing to run.</summary>
     internal Task<bool> RunStepAsync(int workerIndex, CancellationToken ct) => RunStepAsync(_workers[workerIndex], ct);
 
+    private async Task<QueueSnapshot> ReadQueueAsync(CancellationToken ct)
+    {
+        var queue = await _store.GetQueueAsync(ct);
+        _queueLength = queue.Waiting.Count;
+        Interlocked.Exchange(ref _queueReadAtTicks, _clock.GetUtcNow().UtcTicks);
+        return queue;
+    }
+
     private async Task<bool> RunStepAsync(SchedulerWorker worker, CancellationToken ct)
     {
         await AdmitAsync(worker, ct);
+        // A full worker does not read the queue to admit; keep the queue length current for the gauge anyway.
+        if (_metrics is not null && _clock.GetUtcNow().UtcTicks - Interlocked.Read(ref _queueReadAtTicks) >= QueueLengthRefresh.Ticks)
+            await ReadQueueAsync(ct);
         ApplyCancellations(worker);
         await PauseOverQuotaAsync(worker, ct);
         // Jobs requeued from this worker stay in its engine until a step hands them back as cancelled; step for that
@@ -221,6 +259,8 @@ public sealed class FairShareScheduler : BackgroundService, IJobControl
         var elapsed = _clock.GetElapsedTime(started);
         Interlocked.Increment(ref worker.StepsTaken);
         Interlocked.Add(ref worker.JobStepsTaken, step.Steps.Count);
+        worker.Activity.Record(_clock.GetUtcNow(), elapsed, step.Steps.Count);
+        _metrics?.JobStepsTaken(worker.Id, step.Steps.Count);
 
         Charge(worker, batch, step, elapsed);
         await PublishStepsAsync(worker, step, ct);
@@ -237,7 +277,7 @@ public sealed class FairShareScheduler : BackgroundService, IJobControl
         await _claimGate.WaitAsync(ct);
         try
         {
-            var queue = await _store.GetQueueAsync(ct);
+            var queue = await ReadQueueAsync(ct);
             if (queue.Waiting.Count == 0) return;
             var policy = await _policy.GetAsync(ct);
             var now = _clock.GetUtcNow();
@@ -254,8 +294,9 @@ public sealed class FairShareScheduler : BackgroundService, IJobControl
                 var claimed = await _store.ClaimAsync([candidate.Job.Id], worker.Id, ct);
                 if (claimed.Count == 0) continue; // taken by another worker, cancelled or deleted meanwhile
                 var job = claimed[0];
-                worker.Running[job.Job.Id] = new RunningJob(job.OwnerId, policy.TeamOf(job.OwnerId), job.Job.Steps, job.ResumeStep);
+                worker.Running[job.Job.Id] = new RunningJob(job.OwnerId, policy.TeamOf(job.OwnerId), job.Job.Steps, job.ResumeStep, now);
                 worker.Engine.Admit(job.Job);
+                if (job.FirstStart) _metrics?.JobStarted(now - candidate.Job.EnqueuedAt);
                 running[owner] = running.GetValueOrDefault(owner) + 1;
                 _logger.LogDebug("Worker {Worker} admitted job {JobId} of {Owner} (priority {Priority:F2}, factor {Factor:F3})",
                     worker.Id, job.Job.Id, owner, candidate.Priority, candidate.Factor);
@@ -324,6 +365,7 @@ public sealed class FairShareScheduler : BackgroundService, IJobControl
             job.PendingSeconds += each;
             job.ChargedSeconds += each;
             _usage.Charge(job.OwnerId, job.TeamKey, each, now);
+            _metrics?.Charged(job.OwnerId, job.TeamKey, each);
         }
     }
 
@@ -376,6 +418,7 @@ public sealed class FairShareScheduler : BackgroundService, IJobControl
             }
             if (result.Status == FinishStatus.Failed)
                 _logger.LogWarning("Job {JobId} failed: {Error}", result.JobId, result.Error);
+            _metrics?.JobEnded(_clock.GetUtcNow() - job.AdmittedAt, ToStatus(result.Status));
             await _notifier.StateChangedAsync(job.OwnerId, new JobStateChange(result.JobId, ToStatus(result.Status), result.StepsRun,
                 double.IsNaN(result.Similarity) ? null : result.Similarity, imageId, result.Error));
         }
@@ -471,17 +514,24 @@ public sealed class FairShareScheduler : BackgroundService, IJobControl
 /// <summary>A running job as the admin pages see it.</summary>
 public sealed record RunningJobInfo(Guid JobId, string OwnerId, string TeamKey, string WorkerId, int StepsDone, int TotalSteps, double ChargedSeconds);
 
-/// <summary>A worker: its device, batch size, jobs running, engine steps and job-steps taken since start.</summary>
-public sealed record WorkerInfo(string Id, string? Device, int MaxBatch, int Running, long Steps, long JobSteps);
+/// <summary>A worker: its device, batch size, jobs running, engine steps and job-steps taken since start, and its busy
+/// fraction (0 to 1) and job-steps per second over the last <see cref="Window"/>.</summary>
+public sealed record WorkerInfo(string Id, string? Device, int MaxBatch, int Running, long Steps, long JobSteps)
+{
+    public double BusyFraction { get; init; }
+    public double JobStepsPerSecond { get; init; }
+    public TimeSpan Window { get; init; }
+}
 
 /// <summary>One device's loop state. Touched only by its own loop, apart from <see cref="Snapshot"/> and the wake signal.</summary>
-internal sealed class SchedulerWorker(string id, SchedulerDevice device, IGenerationEngine engine)
+internal sealed class SchedulerWorker(string id, SchedulerDevice device, IGenerationEngine engine, ActivityWindow activity)
 {
     private TaskCompletionSource _wake = NewWake();
 
     public string Id { get; } = id;
     public SchedulerDevice Device { get; } = device;
     public IGenerationEngine Engine { get; } = engine;
+    public ActivityWindow Activity { get; } = activity;
     public int MaxBatch { get; } = Math.Max(1, device.MaxBatch);
     public Dictionary<Guid, RunningJob> Running { get; } = new();
     /// <summary>Jobs given up (requeued) that the engine has not yet handed back.</summary>
@@ -504,8 +554,9 @@ internal sealed class SchedulerWorker(string id, SchedulerDevice device, IGenera
 }
 
 /// <summary>What a worker keeps about a job it runs.</summary>
-internal sealed class RunningJob(string ownerId, string teamKey, int totalSteps, int resumeStep)
+internal sealed class RunningJob(string ownerId, string teamKey, int totalSteps, int resumeStep, DateTimeOffset admittedAt)
 {
+    public DateTimeOffset AdmittedAt { get; } = admittedAt;
     public string OwnerId { get; } = ownerId;
     public string TeamKey { get; } = teamKey;
     public int TotalSteps { get; } = totalSteps;

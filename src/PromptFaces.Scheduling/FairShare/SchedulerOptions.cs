@@ -70,6 +70,11 @@ public sealed class SchedulerOptions
     [Range(typeof(TimeSpan), "00:00:00", "01:00:00")]
     public TimeSpan PolicyRefreshInterval { get; set; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>How far back a worker's busy fraction and step throughput look (admin pages and the
+    /// <c>promptfaces.scheduler.device.busy</c> gauge).</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "1.00:00:00")]
+    public TimeSpan ActivityWindow { get; set; } = TimeSpan.FromMinutes(1);
+
     /// <summary>The share of a user with no share of their own.</summary>
     [Range(0, 1e9)]
     public double DefaultUserShare { get; set; } = 1;

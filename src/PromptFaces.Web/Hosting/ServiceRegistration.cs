@@ -1,3 +1,5 @@
+using System.Security.Claims;
+using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.DataProtection.KeyManagement;
 using Microsoft.AspNetCore.DataProtection.Repositories;
@@ -15,6 +17,7 @@ using PromptFaces.Scheduling.FairShare;
 using PromptFaces.Web.Components.Account;
 using PromptFaces.Web.Jobs;
 using PromptFaces.Web.Progress;
+using PromptFaces.Web.Security;
 using PromptFaces.Web.Services;
 
 namespace PromptFaces.Web.Hosting;
@@ -64,7 +67,22 @@ public static class ServiceRegistration
             // APIs and the hub answer 401/403; only pages redirect to the sign-in form.
             cookie.Events.OnRedirectToLogin = context => RedirectOrStatus(context, StatusCodes.Status401Unauthorized);
             cookie.Events.OnRedirectToAccessDenied = context => RedirectOrStatus(context, StatusCodes.Status403Forbidden);
+            // A disabled account's cookie stops working at its next request (the security stamp, also changed, would
+            // only be checked every half hour).
+            var validate = cookie.Events.OnValidatePrincipal;
+            cookie.Events.OnValidatePrincipal = async context =>
+            {
+                if (context.Principal?.FindFirstValue(ClaimTypes.NameIdentifier) is { } userId
+                    && await context.HttpContext.RequestServices.GetRequiredService<DisabledAccounts>().IsDisabledAsync(userId, context.HttpContext.RequestAborted))
+                {
+                    context.RejectPrincipal();
+                    await context.HttpContext.SignOutAsync(IdentityConstants.ApplicationScheme);
+                    return;
+                }
+                await validate(context);
+            };
         });
+        builder.Services.AddSingleton<DisabledAccounts>();
         builder.Services.AddAuthorization();
         builder.Services.AddIdentityCore<AppUser>(o =>
             {
@@ -112,6 +130,7 @@ public static class ServiceRegistration
         builder.Services.AddSingleton(sp => new SchedulingPolicyCache(sp.GetRequiredService<ISchedulingPolicySource>(),
             sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<IOptions<SchedulerOptions>>().Value.PolicyRefreshInterval));
         builder.Services.AddSingleton<QuotaGate>();
+        builder.Services.AddSingleton<SchedulerMetrics>();
         builder.Services.AddSingleton<FairShareScheduler>();
         builder.Services.AddSingleton<IJobControl>(sp => sp.GetRequiredService<FairShareScheduler>());
         builder.Services.AddHostedService(sp => sp.GetRequiredService<FairShareScheduler>());
@@ -136,13 +155,14 @@ public static class ServiceRegistration
         builder.Services.AddSingleton<JobSubmissionService>();
         builder.Services.AddSingleton<LibraryService>();
         builder.Services.AddSingleton<TeamService>();
+        builder.Services.AddSingleton<SchedulingAdminService>();
         return builder;
     }
 
     private static Task RedirectOrStatus(Microsoft.AspNetCore.Authentication.RedirectContext<Microsoft.AspNetCore.Authentication.Cookies.CookieAuthenticationOptions> context, int status)
     {
         var path = context.Request.Path;
-        if (path.StartsWithSegments("/api") || path.StartsWithSegments("/hubs"))
+        if (path.StartsWithSegments("/api") || path.StartsWithSegments("/hubs") || MetricsRegistration.IsMetricsRequest(context.HttpContext))
             context.Response.StatusCode = status;
         else
             context.Response.Redirect(context.RedirectUri);

@@ -7,6 +7,7 @@ using PromptFaces.Scheduling;
 using PromptFaces.Scheduling.FairShare;
 using PromptFaces.Web.Hosting;
 using PromptFaces.Web.Progress;
+using PromptFaces.Web.Security;
 
 namespace PromptFaces.Web.Jobs;
 
@@ -35,8 +36,11 @@ public sealed class JobSubmissionService(
     JobProgressFeed feed,
     ImageFileStore files,
     TimeProvider clock,
-    IOptions<LimitsOptions> limits)
+    IOptions<LimitsOptions> limits,
+    DisabledAccounts disabled)
 {
+    public const string DisabledMessage = "This account has been disabled by an administrator.";
+
     public async Task<SubmissionResult> SubmitAsync(Viewer viewer, JobRequest request, CancellationToken ct = default)
     {
         var errors = JobRequestValidator.Validate(request, limits.Value);
@@ -61,6 +65,12 @@ public sealed class JobSubmissionService(
         string? rateRefusal = null;
         var decision = await quotas.SubmitAsync(viewer.UserId, job.Steps, async token =>
         {
+            // Checked under the gate: an account disabled meanwhile (its open circuit may still submit) queues nothing.
+            if (await disabled.IsDisabledAsync(viewer.UserId, token))
+            {
+                rateRefusal = DisabledMessage;
+                return false;
+            }
             if (!rateLimiter.TryAcquire(viewer.UserId, out var retryAfter))
             {
                 rateRefusal = $"You have submitted {limits.Value.SubmissionsPerMinute} jobs within a minute, the most allowed. Try again in {Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds))} seconds.";
