@@ -24,15 +24,16 @@ public sealed class BenchSchedulerCliTests : IDisposable
     ];
 
     [Fact]
-    public void Bench_scheduler_json_has_a_row_per_batch_size_beside_one_at_a_time_with_every_job_completed()
+    public void Bench_scheduler_json_has_a_row_per_batch_size_beside_one_at_a_time_with_every_job_of_every_round_completed()
     {
-        var (code, stdout, stderr) = PromptfacesProcess.Run(TimeSpan.FromMinutes(5), TinyArgs("--json"));
+        var (code, stdout, stderr) = PromptfacesProcess.Run(TimeSpan.FromMinutes(5), TinyArgs("--rounds", "2", "--json"));
         Assert.True(code == 0, stderr);
 
         var json = JsonNode.Parse(stdout.TrimEnd().Split('\n')[^1])!.AsObject();
         Assert.Equal(3, json["users"]!.GetValue<int>());
         Assert.Equal(4, json["heavy_jobs"]!.GetValue<int>());
         Assert.Equal(2, json["light_jobs"]!.GetValue<int>());
+        Assert.Equal(2, json["rounds"]!.GetValue<int>());
         Assert.True(json["job_seconds_alone"]!.GetValue<double>() > 0);
 
         var rows = json["results"]!.AsArray().Select(r => r!.AsObject()).ToList();
@@ -40,8 +41,9 @@ public sealed class BenchSchedulerCliTests : IDisposable
         Assert.Equal([1, 1, 2], rows.Select(r => r["batch"]!.GetValue<int>()));
         foreach (var row in rows)
         {
-            Assert.Equal(6, row["jobs"]!.GetValue<int>());
-            Assert.Equal(6, row["completed"]!.GetValue<int>());
+            Assert.Equal(2, row["rounds"]!.GetValue<int>());
+            Assert.Equal(12, row["jobs"]!.GetValue<int>());
+            Assert.Equal(12, row["completed"]!.GetValue<int>());
             Assert.Equal(0, row["failed"]!.GetValue<int>());
             Assert.True(row["jobs_per_hour"]!.GetValue<double>() > 0, row.ToJsonString());
             Assert.True(row["mean_run_s"]!.GetValue<double>() > 0, row.ToJsonString());

@@ -25,6 +25,12 @@ internal static class BenchSchedulerCommand
         var cutouts = new Option<int>("--cutouts") { Description = "CLIP views per job and step (the web app's default is 8).", DefaultValueFactory = _ => 8 };
         var batches = new Option<string>("--batches") { Description = "Comma-separated batch sizes B to run the scheduler with.", DefaultValueFactory = _ => "1,4,8" };
         var checkpointEvery = new Option<int>("--checkpoint-every") { Description = "The scheduler checkpoints running jobs every this many steps (0: never), as the app does.", DefaultValueFactory = _ => 10 };
+        var rounds = new Option<int>("--rounds")
+        {
+            Description = "Run every configuration this many times, in turn, every other round in reverse order, and pool the results " +
+                "(evens out a machine whose load drifts).",
+            DefaultValueFactory = _ => 1,
+        };
         var json = new Option<bool>("--json") { Description = "Print the results as one JSON object." };
         var device = CommonOptions.Device();
         var libtorch = CommonOptions.Libtorch();
@@ -33,7 +39,7 @@ internal static class BenchSchedulerCommand
             "Simulate users sharing one device: a heavy user floods the queue, light users submit now and then. Prints jobs per hour and " +
             "waits through the fair-share scheduler at each batch size, beside running the jobs one at a time.")
         {
-            generator, clip, users, jobs, lightJobs, steps, cutouts, batches, checkpointEvery, json, device, libtorch, threads,
+            generator, clip, users, jobs, lightJobs, steps, cutouts, batches, checkpointEvery, rounds, json, device, libtorch, threads,
         };
         command.SetAction(async (r, ct) =>
         {
@@ -46,6 +52,8 @@ internal static class BenchSchedulerCommand
             if (light < 0) throw new CliException("--light-jobs must be 0 or more.");
             if (stepCount < 1) throw new CliException("--steps must be at least 1.");
             if (r.GetValue(cutouts) < 1) throw new CliException("--cutouts must be at least 1.");
+            int roundCount = r.GetValue(rounds);
+            if (roundCount < 1) throw new CliException("--rounds must be at least 1.");
             var sizes = ParseBatches(r.GetValue(batches)!);
             var dev = CommonOptions.ResolveDevice(r, device, libtorch, threads);
             var settings = new SchedulerBenchSettings(Path.GetFullPath(g), Path.GetFullPath(c), r.GetValue(device) ?? "cpu", r.GetValue(libtorch),
@@ -55,8 +63,19 @@ internal static class BenchSchedulerCommand
             if (heavy < 3 * sizes.Max())
                 Console.Error.WriteLine($"note: the heavy user's {heavy} jobs are fewer than 3 × B = {3 * sizes.Max()}; the largest batch will not stay full.");
 
-            var runs = new List<SchedulerBenchRun> { bench.RunOneAtATime() };
-            foreach (var b in sizes) runs.Add(await bench.RunScheduledAsync(b));
+            // Configuration 0 is one-at-a-time, then each batch size; odd rounds go backwards.
+            var raw = Enumerable.Range(0, sizes.Length + 1).Select(_ => new List<SchedulerBenchRawRun>()).ToArray();
+            for (int round = 0; round < roundCount; round++)
+            {
+                var order = Enumerable.Range(0, sizes.Length + 1).ToArray();
+                if (round % 2 == 1) Array.Reverse(order);
+                foreach (var config in order)
+                {
+                    if (roundCount > 1) Console.Error.WriteLine($"round {round + 1} of {roundCount}");
+                    raw[config].Add(config == 0 ? bench.RunOneAtATime() : await bench.RunScheduledAsync(sizes[config - 1]));
+                }
+            }
+            var runs = raw.Select(SchedulerBenchmark.Summarise).ToList();
             var loadEnd = LoadAverage();
 
             var alone = runs[0];
@@ -71,6 +90,7 @@ internal static class BenchSchedulerCommand
                 ["light_jobs"] = (userCount - 1) * light,
                 ["steps"] = stepCount,
                 ["cutouts"] = settings.Cutouts,
+                ["rounds"] = roundCount,
                 ["job_seconds_alone"] = Round(alone.MeanRun),
                 ["load_average_start"] = loadStart,
                 ["load_average_end"] = loadEnd,
@@ -78,6 +98,7 @@ internal static class BenchSchedulerCommand
                 {
                     ["mode"] = run.Mode,
                     ["batch"] = run.Batch,
+                    ["rounds"] = run.Rounds,
                     ["jobs"] = run.Jobs,
                     ["completed"] = run.Completed,
                     ["failed"] = run.Failed,
@@ -103,6 +124,7 @@ internal static class BenchSchedulerCommand
             {
                 Console.WriteLine($"{summary["generator"]} + {summary["clip"]} on {summary["device"]}, {summary["threads"]} thread(s); " +
                     $"{userCount} users: 1 heavy with {heavy} jobs at t=0, {userCount - 1} light with {light} each; {stepCount} steps, {settings.Cutouts} views per job; " +
+                    (roundCount > 1 ? $"{roundCount} rounds pooled; " : "") +
                     $"one job alone takes {alone.MeanRun:F2} s; load average {loadStart} -> {loadEnd}");
                 Console.WriteLine();
                 Console.WriteLine("| mode | B | jobs/hour | × one-at-a-time | mean wait | p95 wait | light p95 wait | job run time | light p95 wait in run times | light p95 wait in jobs alone |");

@@ -22,10 +22,15 @@ internal sealed record SchedulerBenchSettings(
     int Cutouts,
     int CheckpointEvery);
 
-/// <summary>One configuration's outcome: times in seconds on the run's own clock.</summary>
+/// <summary>One run of one configuration: its jobs (times in seconds from the flood), how long it took to the last
+/// completion, and the engine steps it took.</summary>
+internal sealed record SchedulerBenchRawRun(string Mode, int Batch, IReadOnlyList<BenchJob> Jobs, double Seconds, long EngineSteps);
+
+/// <summary>One configuration's outcome over its runs (pooled): times in seconds.</summary>
 internal sealed record SchedulerBenchRun(
     string Mode,
     int Batch,
+    int Rounds,
     int Jobs,
     int Completed,
     int Failed,
@@ -71,7 +76,7 @@ internal sealed class SchedulerBenchmark(SchedulerBenchSettings settings, Action
     public int JobCount => settings.HeavyJobs + (settings.Users - 1) * settings.LightJobsPerUser;
 
     /// <summary>Runs the jobs one after another, in the order they were submitted, with no scheduler.</summary>
-    public SchedulerBenchRun RunOneAtATime()
+    public SchedulerBenchRawRun RunOneAtATime()
     {
         using var engine = CreateEngine();
         Warm(engine);
@@ -106,12 +111,12 @@ internal sealed class SchedulerBenchmark(SchedulerBenchSettings settings, Action
             done.Add(job);
             log($"  {done.Count}/{plan.Count} done ({job.Owner}, waited {job.StartedAt - job.SubmittedAt:F1} s)");
         }
-        return Summarise("one at a time", 1, done, 0, engineSteps);
+        return new SchedulerBenchRawRun("one at a time", 1, done, done.Max(j => j.FinishedAt!.Value), engineSteps);
     }
 
     /// <summary>Runs the jobs through <see cref="FairShareScheduler"/> with one worker of batch size
     /// <paramref name="batch"/>.</summary>
-    public async Task<SchedulerBenchRun> RunScheduledAsync(int batch)
+    public async Task<SchedulerBenchRawRun> RunScheduledAsync(int batch)
     {
         var engine = CreateEngine();
         try
@@ -173,7 +178,7 @@ internal sealed class SchedulerBenchmark(SchedulerBenchSettings settings, Action
                 j.FinishedAt -= t0;
             }
             long steps = scheduler.Workers().Sum(w => w.Steps);
-            return Summarise("fair-share scheduler", batch, jobs, 0, steps);
+            return new SchedulerBenchRawRun("fair-share scheduler", batch, jobs, jobs.Max(j => j.FinishedAt ?? 0), steps);
         }
         finally
         {
@@ -243,18 +248,22 @@ internal sealed class SchedulerBenchmark(SchedulerBenchSettings settings, Action
         return times.Count == 0 ? 0.1 : times[times.Count / 2];
     }
 
-    private SchedulerBenchRun Summarise(string mode, int batch, IReadOnlyList<BenchJob> jobs, double t0, long engineSteps)
+    /// <summary>Pools the runs of one configuration: jobs per hour over their total time, waits and run times over
+    /// all their jobs.</summary>
+    public static SchedulerBenchRun Summarise(IReadOnlyList<SchedulerBenchRawRun> runs)
     {
+        var jobs = runs.SelectMany(r => r.Jobs).ToList();
         var finished = jobs.Where(j => j.FinishedAt is not null && j.StartedAt is not null).ToList();
         var completed = finished.Count(j => j.Status == JobStatus.Completed);
-        double seconds = finished.Count == 0 ? 0 : finished.Max(j => j.FinishedAt!.Value) - t0;
+        double seconds = runs.Sum(r => r.Seconds);
+        long engineSteps = runs.Sum(r => r.EngineSteps);
         double[] waits = finished.Select(j => j.StartedAt!.Value - j.SubmittedAt).ToArray();
         double[] lightWaits = finished.Where(j => j.Light).Select(j => j.StartedAt!.Value - j.SubmittedAt).ToArray();
-        double[] runs = finished.Select(j => j.FinishedAt!.Value - j.StartedAt!.Value).ToArray();
-        return new SchedulerBenchRun(mode, batch, jobs.Count, completed, finished.Count - completed, seconds,
+        double[] runTimes = finished.Select(j => j.FinishedAt!.Value - j.StartedAt!.Value).ToArray();
+        return new SchedulerBenchRun(runs[0].Mode, runs[0].Batch, runs.Count, jobs.Count, completed, finished.Count - completed, seconds,
             engineSteps == 0 ? 0 : seconds * 1000 / engineSteps,
             seconds > 0 ? completed * 3600 / seconds : 0,
-            Mean(waits), Percentile(waits, 0.95), Mean(lightWaits), Percentile(lightWaits, 0.95), Mean(runs),
+            Mean(waits), Percentile(waits, 0.95), Mean(lightWaits), Percentile(lightWaits, 0.95), Mean(runTimes),
             finished.FirstOrDefault(j => j.Status != JobStatus.Completed)?.Error);
     }
 
