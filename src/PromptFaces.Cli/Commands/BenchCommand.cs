@@ -43,6 +43,7 @@ internal static class BenchCommand
         {
             generatorPreset, generator, clipPreset, clip, random, batches, steps, warmup, cutouts, json, device, libtorch, threads,
         };
+        command.Subcommands.Add(BenchSchedulerCommand.Create());
         command.SetAction(r =>
         {
             var dev = CommonOptions.ResolveDevice(r, device, libtorch, threads);
