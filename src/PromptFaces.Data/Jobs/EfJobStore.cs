@@ -7,38 +7,14 @@ using PromptFaces.Scheduling.FairShare;
 namespace PromptFaces.Data.Jobs;
 
 /// <summary>
-/// The job store on EF Core, for both the simple runner (<see cref="IJobStore"/>) and the fair-share scheduler
-/// (<see cref="ISchedulerStore"/>). Each call uses its own short-lived context, so the store is safe to share (the
-/// scheduler is a singleton). A claim is a conditional update per job (<c>WHERE Status = 'Queued'</c>), so two
+/// The job store on EF Core behind the fair-share scheduler (<see cref="ISchedulerStore"/>). Each call uses its own
+/// short-lived context, so the store is safe to share (the scheduler is a singleton). A claim is a conditional update per job (<c>WHERE Status = 'Queued'</c>), so two
 /// claimers never get the same job even without a transaction; on PostgreSQL the same statements serve workers in
 /// several processes.
 /// </summary>
 public sealed class EfJobStore(IDbContextFactory<PromptFacesDbContext> contexts, ImageFileStore files, TimeProvider clock)
-    : IJobStore, ISchedulerStore
+    : ISchedulerStore
 {
-    public async Task<IReadOnlyList<ClaimedJob>> ClaimNextAsync(int max, CancellationToken cancellationToken)
-    {
-        if (max <= 0) return Array.Empty<ClaimedJob>();
-        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
-        var candidates = await db.Jobs.AsNoTracking()
-            .Where(j => j.Status == JobStatus.Queued)
-            .OrderBy(j => j.CreatedAt).ThenBy(j => j.Id)
-            .Take(max)
-            .ToListAsync(cancellationToken);
-        var claimed = new List<ClaimedJob>(candidates.Count);
-        foreach (var job in candidates)
-        {
-            var now = clock.GetUtcNow().UtcDateTime;
-            int updated = await db.Jobs
-                .Where(j => j.Id == job.Id && j.Status == JobStatus.Queued)
-                .ExecuteUpdateAsync(s => s.SetProperty(j => j.Status, JobStatus.Running).SetProperty(j => j.StartedAt, now), cancellationToken);
-            if (updated == 1)
-                claimed.Add(new ClaimedJob(new GenerationJob(job.Id, job.Prompt, job.NegativePrompt, job.Seed, job.Steps,
-                    job.TruncationPsi, job.LearningRate, job.Cutouts, job.Starts, job.ResumeState), job.OwnerId));
-        }
-        return claimed;
-    }
-
     public async Task RecordProgressAsync(Guid jobId, int stepsDone, double similarity, CancellationToken cancellationToken)
     {
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
@@ -107,22 +83,6 @@ public sealed class EfJobStore(IDbContextFactory<PromptFacesDbContext> contexts,
         }
         return imageId;
     }
-
-    public async Task RequeueAsync(Guid jobId, byte[]? resumeState, CancellationToken cancellationToken)
-    {
-        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
-        await db.Jobs.Where(j => j.Id == jobId && j.Status == JobStatus.Running)
-            .ExecuteUpdateAsync(s => s.SetProperty(j => j.Status, JobStatus.Queued).SetProperty(j => j.ResumeState, resumeState), cancellationToken);
-    }
-
-    public async Task<int> RequeueInterruptedAsync(CancellationToken cancellationToken)
-    {
-        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
-        return await db.Jobs.Where(j => j.Status == JobStatus.Running)
-            .ExecuteUpdateAsync(s => s.SetProperty(j => j.Status, JobStatus.Queued), cancellationToken);
-    }
-
-    // ---- ISchedulerStore ----
 
     public async Task<QueueSnapshot> GetQueueAsync(CancellationToken cancellationToken)
     {

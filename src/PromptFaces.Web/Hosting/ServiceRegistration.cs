@@ -37,7 +37,6 @@ public static class ServiceRegistration
         builder.Services.AddDbContext<PromptFacesDbContext>(Configure, ServiceLifetime.Scoped, ServiceLifetime.Singleton);
         builder.Services.AddSingleton(sp => new ImageFileStore(sp.GetRequiredService<DataPaths>().ImagesFolder));
         builder.Services.AddSingleton<EfJobStore>();
-        builder.Services.AddSingleton<IJobStore>(sp => sp.GetRequiredService<EfJobStore>());
         builder.Services.AddSingleton<ISchedulerStore>(sp => sp.GetRequiredService<EfJobStore>());
         builder.Services.AddSingleton<ISchedulingPolicySource, EfSchedulingPolicySource>();
         builder.Services.AddSingleton(TimeProvider.System);
