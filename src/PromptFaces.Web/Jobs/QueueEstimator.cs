@@ -12,9 +12,12 @@ public sealed record QueueEstimate(int Position, TimeSpan? EstimatedWait, DateTi
 /// <summary>
 /// Estimates when a queued job starts, from the steps ahead of it and how long a step took in recent jobs. With
 /// co-batching, every device's batch of jobs advances together, so the steps ahead are divided by the slots of all
-/// devices. "Ahead" means queued earlier: the fair-share order may differ, so this is a first-in-first-out estimate.
+/// devices. "Ahead" is the scheduler's present order (fair share, age, boost), so a light user's job is placed before a
+/// heavy user's older ones; jobs submitted later may still overtake it, which is what fair share is for. Without the
+/// scheduler's ranking (the job not seen yet), it falls back to queue order.
 /// </summary>
-public sealed class QueueEstimator(IDbContextFactory<PromptFacesDbContext> contexts, IOptions<SchedulerOptions> scheduler, TimeProvider clock)
+public sealed class QueueEstimator(IDbContextFactory<PromptFacesDbContext> contexts, IOptions<SchedulerOptions> scheduler, TimeProvider clock,
+    FairShareScheduler? ranking = null)
 {
     public async Task<QueueEstimate?> EstimateAsync(Guid jobId, CancellationToken ct = default)
     {
@@ -22,7 +25,14 @@ public sealed class QueueEstimator(IDbContextFactory<PromptFacesDbContext> conte
         var job = await db.Jobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == jobId, ct);
         if (job is null || job.Status != JobStatus.Queued) return null;
 
-        var ahead = await db.Jobs.AsNoTracking()
+        List<int>? ahead = null;
+        if (ranking is not null)
+        {
+            var ranked = await ranking.RankQueueAsync(ct);
+            int index = ranked.ToList().FindIndex(r => r.Job.Id == jobId);
+            if (index >= 0) ahead = ranked.Take(index).Select(r => r.Job.Steps).ToList();
+        }
+        ahead ??= await db.Jobs.AsNoTracking()
             .Where(j => j.Status == JobStatus.Queued && j.CreatedAt < job.CreatedAt)
             .Select(j => j.Steps).ToListAsync(ct);
         var running = await db.Jobs.AsNoTracking().Where(j => j.Status == JobStatus.Running)
