@@ -162,7 +162,14 @@ public sealed class AdminTests(AdminAppFactory app) : IClassFixture<AdminAppFact
 
             using (var boost = await admin.Http.PutAsJsonAsync($"/api/admin/jobs/{third}/boost", new { boost = 5000.0 }, Ct))
                 Assert.Equal(HttpStatusCode.NoContent, boost.StatusCode);
+            // The store marks a job Running when a worker claims it; the worker lists it as running once admitted.
             var queue = await QueueAsync(admin);
+            using (var timeout = new CancellationTokenSource(TestHelpers.Patience))
+                while (queue.GetProperty("running").GetArrayLength() == 0)
+                {
+                    await Task.Delay(20, timeout.Token);
+                    queue = await QueueAsync(admin);
+                }
             var waiting = queue.GetProperty("waiting").EnumerateArray().ToList();
             Assert.Equal(third, waiting[0].GetProperty("jobId").GetGuid());
             Assert.Equal(1, waiting[0].GetProperty("rank").GetInt32());
