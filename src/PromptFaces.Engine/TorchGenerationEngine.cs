@@ -64,7 +64,14 @@ public sealed class TorchGenerationEngine(ModelPaths paths, IOptions<EngineOptio
         }
         string problem = "";
         bool loaded;
-        lock (_loading) loaded = waiting.Count == 0 || EnsureModels(out problem);
+        CoBatchedOptimiser? optimiser;
+        lock (_loading)
+        {
+            loaded = waiting.Count == 0 || EnsureModels(out problem);
+            optimiser = _optimiser;
+            // From here on this step uses the optimiser, so a warm-up must not start on it (it would only compete).
+            if (optimiser is not null) _warm = true;
+        }
         if (!loaded)
         {
             foreach (var id in waiting)
@@ -75,12 +82,12 @@ public sealed class TorchGenerationEngine(ModelPaths paths, IOptions<EngineOptio
                 }
             return new EngineStep(Array.Empty<StepEvent>(), finished);
         }
+        if (optimiser is null) return EngineStep.Empty;
         foreach (var id in waiting)
-            if (_jobs.TryGetValue(id, out var job)) _optimiser!.Enqueue(ToRequest(job));
-        if (_optimiser is null) return EngineStep.Empty;
+            if (_jobs.TryGetValue(id, out var job)) optimiser.Enqueue(ToRequest(job));
 
         _stepEvents.Clear();
-        foreach (var outcome in _optimiser.Step())
+        foreach (var outcome in optimiser.Step())
         {
             if (_jobs.TryRemove(Guid.Parse(outcome.JobId), out var job))
             {
@@ -108,19 +115,19 @@ public sealed class TorchGenerationEngine(ModelPaths paths, IOptions<EngineOptio
             var started = System.Diagnostics.Stopwatch.StartNew();
             try
             {
-                using var optimiser = new CoBatchedOptimiser(_models!, (frame, size) =>
-                {
-                    using var image = ImageTensors.ToImage(frame);
-                    return (PreviewEncoder.EncodePreview(image, size), PreviewEncoder.ContentType);
-                });
-                optimiser.Enqueue(new OptimisationRequest("warm-up", new OptimisationSettings
+                // The jobs' own optimiser and preview encoder, so their first use is paid here. No step uses it yet: a
+                // Step that goes on to use it sets _warm under this lock first. The id is a Guid no job has, so an
+                // outcome left behind by a failure is dropped like an unknown job's.
+                _optimiser!.Enqueue(new OptimisationRequest(Guid.NewGuid().ToString(), new OptimisationSettings
                 {
                     Prompts = [new WeightedPrompt("a face")],
                     Steps = 2,
                     PreviewSize = Math.Max(1, _options.PreviewSize),
                     PreviewEvery = 1,
                 }));
-                foreach (var outcome in optimiser.RunToCompletion()) outcome.Image?.Dispose();
+                foreach (var outcome in _optimiser.RunToCompletion()) outcome.Image?.Dispose();
+                _lastFrame?.Dispose(); // the warm-up's last preview, parked by EncodePreview with no job to take it
+                _lastFrame = null;
                 _warm = true;
                 logger.LogInformation("The engine is warm ({Milliseconds} ms)", started.ElapsedMilliseconds);
             }

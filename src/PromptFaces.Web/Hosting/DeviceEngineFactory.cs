@@ -9,7 +9,7 @@ namespace PromptFaces.Web.Hosting;
 /// Engines for the scheduler's workers. The first worker on the engine's configured device (or on no named device)
 /// gets the app's registered <see cref="IGenerationEngine"/>, so one-device installations, and tests that replace that
 /// registration, are unchanged; every other worker gets a <see cref="TorchGenerationEngine"/> of its own on its
-/// device, which this factory warms up (see <see cref="EngineOptions.WarmUp"/>) and disposes.
+/// device, which this factory disposes. Every real engine it hands out is warmed up (see <see cref="EngineOptions.WarmUp"/>).
 /// </summary>
 public sealed class DeviceEngineFactory(IServiceProvider services, IOptions<EngineOptions> engineOptions) : IGenerationEngineFactory, IDisposable
 {
@@ -25,7 +25,7 @@ public sealed class DeviceEngineFactory(IServiceProvider services, IOptions<Engi
             if (onConfiguredDevice && !_sharedTaken)
             {
                 _sharedTaken = true;
-                return services.GetRequiredService<IGenerationEngine>();
+                return WarmedUp(services.GetRequiredService<IGenerationEngine>(), configured);
             }
             var options = new EngineOptions
             {
@@ -42,9 +42,17 @@ public sealed class DeviceEngineFactory(IServiceProvider services, IOptions<Engi
             var engine = new TorchGenerationEngine(services.GetRequiredService<ModelPaths>(), Options.Create(options),
                 services.GetRequiredService<ILogger<TorchGenerationEngine>>());
             _owned.Add(engine);
-            if (options.WarmUp) _ = engine.WarmUpAsync();
-            return engine;
+            return WarmedUp(engine, options);
         }
+    }
+
+    /// <summary>Starts a real engine's warm-up (models loaded, one throwaway optimisation) without waiting for it: the
+    /// scheduler asks for its engines as the app starts, and a first step waits for the warm-up instead. Other engines
+    /// (tests' fakes) are returned as they are.</summary>
+    private static IGenerationEngine WarmedUp(IGenerationEngine engine, EngineOptions options)
+    {
+        if (options.WarmUp && engine is TorchGenerationEngine torch) _ = torch.WarmUpAsync();
+        return engine;
     }
 
     public void Dispose()

@@ -124,7 +124,6 @@ public static class ServiceRegistration
         builder.Services.AddSingleton<IGenerationEngine, TorchGenerationEngine>();
         builder.Services.AddSingleton<IGenerationEngineFactory, DeviceEngineFactory>();
         builder.Services.AddSingleton<IPromptTokenizer, ClipPromptTokenizer>();
-        builder.Services.AddHostedService<EngineWarmUp>();
         builder.Services.AddSingleton(sp => new UsageAccounting(sp.GetRequiredService<IOptions<SchedulerOptions>>().Value.UsageHalfLife));
         builder.Services.AddSingleton(sp => new SchedulingPolicyCache(sp.GetRequiredService<ISchedulingPolicySource>(),
             sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<IOptions<SchedulerOptions>>().Value.PolicyRefreshInterval));
