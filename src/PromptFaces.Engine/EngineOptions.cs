@@ -34,4 +34,13 @@ public sealed class EngineOptions
 
     /// <summary>Weight of the negative prompt; negative, so it pushes away (as the CLI's --negative does).</summary>
     public double NegativeWeight { get; set; } = -0.5;
+
+    /// <summary>These options with another device: a shallow copy (every field is a value or a string), so an option
+    /// added later reaches the engines of extra devices without being listed anywhere.</summary>
+    public EngineOptions ForDevice(string device)
+    {
+        var copy = (EngineOptions)MemberwiseClone();
+        copy.Device = device;
+        return copy;
+    }
 }

@@ -30,6 +30,24 @@ internal static class CommonOptions
         DefaultValueFactory = _ => SpaceName(new OptimisationSettings().Space),
     };
 
+    public static Option<int> Starts() => new("--starts")
+    {
+        Description = "Best-of-N: render N starting faces and keep the one CLIP likes most.",
+        DefaultValueFactory = _ => new OptimisationSettings().Starts,
+    };
+
+    public static Option<double> Psi() => new("--psi")
+    {
+        Description = "Truncation psi of the starting latent (0: the average face, 1: no truncation).",
+        DefaultValueFactory = _ => new OptimisationSettings().TruncationPsi,
+    };
+
+    public static Option<double> Pull() => new("--pull")
+    {
+        Description = "Weight of the L2 pull towards the starting latent (0: none); keeps the face closer to where it began.",
+        DefaultValueFactory = _ => new OptimisationSettings().LatentPullWeight,
+    };
+
     public static string SpaceName(LatentSpace space) => space == LatentSpace.W ? "w" : "w+";
 
     public static LatentSpace ParseSpace(string? value) => value?.Trim().ToLowerInvariant() switch

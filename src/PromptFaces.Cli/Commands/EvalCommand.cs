@@ -29,6 +29,9 @@ internal static class EvalCommand
         var lr = new Option<double>("--lr") { Description = "Peak learning rate of every job.", DefaultValueFactory = _ => new OptimisationSettings().LearningRate };
         var cutouts = new Option<int>("--cutouts") { Description = "Augmented views CLIP scores per step.", DefaultValueFactory = _ => new OptimisationSettings().Cutouts };
         var space = CommonOptions.Space();
+        var starts = CommonOptions.Starts();
+        var psi = CommonOptions.Psi();
+        var pull = CommonOptions.Pull();
         var steps = new Option<int>("--steps") { Description = "Optimisation steps per job (the default optimisation otherwise).", DefaultValueFactory = _ => 100 };
         var samples = new Option<int>("--samples") { Description = "Generator samples and renders for the Fréchet distances (0 skips realism).", DefaultValueFactory = _ => 1000 };
         var judgeFaces = new Option<int>("--judge-faces") { Description = "Fresh renders for the judge's held-out accuracy.", DefaultValueFactory = _ => 2000 };
@@ -42,7 +45,7 @@ internal static class EvalCommand
 
         var command = new Command("eval", "Judged evaluation: prompt accuracy (optimised vs starting faces), judge accuracy, realism and diversity.")
         {
-            generator, clip, judge, prompts, limit, seeds, steps, lr, cutouts, space, samples, judgeFaces, batch, grid, writeExclusions, json, device, libtorch, threads,
+            generator, clip, judge, prompts, limit, seeds, steps, lr, cutouts, space, starts, psi, pull, samples, judgeFaces, batch, grid, writeExclusions, json, device, libtorch, threads,
         };
         command.SetAction(r =>
         {
@@ -67,6 +70,9 @@ internal static class EvalCommand
                     LearningRate = r.GetValue(lr),
                     Cutouts = r.GetValue(cutouts),
                     Space = CommonOptions.ParseSpace(r.GetValue(space)),
+                    Starts = r.GetValue(starts),
+                    TruncationPsi = r.GetValue(psi),
+                    LatentPullWeight = r.GetValue(pull),
                     PreviewSize = 0,
                 },
             };

@@ -21,8 +21,9 @@ internal static class GenerateCommand
         var negative = new Option<string?>("--negative") { Description = "What the face should not look like (a prompt with weight -0.5)." };
         var seed = new Option<long?>("--seed") { Description = "Random seed for the starting face (default: random, and printed)." };
         var steps = new Option<int>("--steps") { Description = "Optimisation steps.", DefaultValueFactory = _ => 100 };
-        var starts = new Option<int>("--starts") { Description = "Best-of-N: render N starting faces and keep the one CLIP likes most.", DefaultValueFactory = _ => 1 };
-        var psi = new Option<double>("--psi") { Description = "Truncation psi of the starting latent.", DefaultValueFactory = _ => 0.7 };
+        var starts = CommonOptions.Starts();
+        var psi = CommonOptions.Psi();
+        var pull = CommonOptions.Pull();
         var lr = new Option<double>("--lr") { Description = "Peak learning rate.", DefaultValueFactory = _ => new OptimisationSettings().LearningRate };
         var cutouts = new Option<int>("--cutouts") { Description = "Augmented views CLIP scores per step.", DefaultValueFactory = _ => new OptimisationSettings().Cutouts };
         var space = CommonOptions.Space();
@@ -40,7 +41,7 @@ internal static class GenerateCommand
 
         var command = new Command("generate", "Optimise a face for a prompt and save it as PNG.")
         {
-            prompt, negative, seed, steps, starts, psi, lr, cutouts, space, patience, output, startOut, gif, gifEvery, generator, clip, json, device, libtorch, threads,
+            prompt, negative, seed, steps, starts, psi, pull, lr, cutouts, space, patience, output, startOut, gif, gifEvery, generator, clip, json, device, libtorch, threads,
         };
         command.SetAction(r =>
         {
@@ -59,6 +60,7 @@ internal static class GenerateCommand
                 LearningRate = r.GetValue(lr),
                 Cutouts = r.GetValue(cutouts),
                 Space = CommonOptions.ParseSpace(r.GetValue(space)),
+                LatentPullWeight = r.GetValue(pull),
                 Patience = r.GetValue(patience),
                 PreviewSize = 0,
             };

@@ -1,4 +1,3 @@
-using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using PromptFaces.Training.Faces;
@@ -54,29 +53,10 @@ public sealed class EvalPromptSet
     public IReadOnlyList<string> NormalisedSentences => Prompts.Select(p => Normalise(p.Text)).ToArray();
 
     /// <summary>
-    /// The comparison form of a sentence: lower-case runs of letters and digits joined by single spaces, so that case,
-    /// punctuation, hyphens and spacing never make two sentences differ ("Clean-shaven." and "clean shaven" are one
-    /// sentence): the strictest reading that still treats different words as different sentences. The CLIP trainer's
-    /// exclusion list compares the same way.
+    /// The comparison form of a sentence, the one the CLIP trainer's exclusion list uses
+    /// (<see cref="Clip.ExclusionList.Normalise"/>): case, punctuation, hyphens and spacing never make two sentences differ.
     /// </summary>
-    public static string Normalise(string sentence)
-    {
-        ArgumentNullException.ThrowIfNull(sentence);
-        var sb = new StringBuilder(sentence.Length);
-        bool gap = false;
-        foreach (char c in sentence)
-        {
-            if (!char.IsLetterOrDigit(c))
-            {
-                gap = true;
-                continue;
-            }
-            if (gap && sb.Length > 0) sb.Append(' ');
-            gap = false;
-            sb.Append(char.ToLowerInvariant(c));
-        }
-        return sb.ToString();
-    }
+    public static string Normalise(string sentence) => Clip.ExclusionList.Normalise(sentence);
 
     /// <summary>True when <paramref name="caption"/> equals one of the prompts after <see cref="Normalise"/>.</summary>
     public bool Contains(string caption) => _normalised.Contains(Normalise(caption));

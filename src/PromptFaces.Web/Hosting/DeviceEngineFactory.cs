@@ -27,18 +27,7 @@ public sealed class DeviceEngineFactory(IServiceProvider services, IOptions<Engi
                 _sharedTaken = true;
                 return WarmedUp(services.GetRequiredService<IGenerationEngine>(), configured);
             }
-            var options = new EngineOptions
-            {
-                ModelsFolder = configured.ModelsFolder,
-                Generator = configured.Generator,
-                Clip = configured.Clip,
-                Device = device.Device ?? configured.Device,
-                LibTorch = configured.LibTorch,
-                PreviewSize = configured.PreviewSize,
-                AnimationEvery = configured.AnimationEvery,
-                NegativeWeight = configured.NegativeWeight,
-                WarmUp = configured.WarmUp,
-            };
+            var options = configured.ForDevice(device.Device ?? configured.Device);
             var engine = new TorchGenerationEngine(services.GetRequiredService<ModelPaths>(), Options.Create(options),
                 services.GetRequiredService<ILogger<TorchGenerationEngine>>());
             _owned.Add(engine);
