@@ -271,6 +271,54 @@ public sealed class StyleGanTrainingTests : IDisposable
     }
 
     [Fact]
+    public void The_encoder_path_trains_draws_renders_back_is_checkpointed_and_can_be_switched_on_by_a_resume()
+    {
+        var withEncoder = TinySettings(4) with { EncoderWeight = 10, LatentMatchWeight = 1, AdversarialStartKimg = 1 };
+        Assert.Equal(withEncoder, StyleGanTrainingSettings.FromJson(withEncoder.ToJson(), "test"));
+        Assert.Contains("--encoder-weight", (TinySettings(1) with { LatentMatchWeight = 1 }).Validate());
+
+        // A straight run: both new losses are reported, the encoder moves, and the checkpoint holds it with its moments.
+        var straight = Path.Combine(_dir, "encoder");
+        var steps = new List<StyleGanProgress>();
+        float[] before;
+        using (var trainer = StyleGanTrainer.Create(withEncoder, straight))
+        {
+            Assert.NotNull(trainer.Encoder);
+            before = trainer.Encoder!.parameters().First().data<float>().ToArray();
+            trainer.Run(new Collect(steps), TestContext.Current.CancellationToken);
+            Assert.False(before.AsSpan().SequenceEqual(trainer.Encoder.parameters().First().data<float>().ToArray()), "the encoder did not train");
+        }
+        Assert.All(steps, p => Assert.True(p.Last.GEncoder > 0 && double.IsFinite(p.Last.GEncoder) && p.Last.LatentMatch > 0));
+        var saved = Generation.Checkpoints.SafeTensorsFile.Read(Path.Combine(straight, StyleGanTrainer.CheckpointFile));
+        Assert.Contains(saved.Tensors.Keys, k => k.StartsWith("E.", StringComparison.Ordinal));
+        Assert.Contains(saved.Tensors.Keys, k => k.StartsWith("opt_E.", StringComparison.Ordinal));
+        Assert.Equal("4", saved.Metadata["opt_E_steps"]);
+        // The exported generator is G_ema alone: the encoder is for training only.
+        var exported = Generation.Checkpoints.SafeTensorsFile.Read(Path.Combine(straight, StyleGanTrainer.GeneratorFile));
+        Assert.DoesNotContain(exported.Tensors.Keys, k => k.Contains("encoder", StringComparison.Ordinal) || k.StartsWith("E.", StringComparison.Ordinal));
+
+        // In two halves the run is the same to the bit, encoder included.
+        var halves = Path.Combine(_dir, "encoder-halves");
+        using (var first = StyleGanTrainer.Create(withEncoder with { TotalSteps = 2 }, halves)) first.Run(cancel: TestContext.Current.CancellationToken);
+        using (var second = StyleGanTrainer.Resume(Path.Combine(halves, StyleGanTrainer.CheckpointFile), halves, runControl: withEncoder))
+            second.Run(cancel: TestContext.Current.CancellationToken);
+        var resumed = Generation.Checkpoints.SafeTensorsFile.Read(Path.Combine(halves, StyleGanTrainer.CheckpointFile)).Tensors;
+        foreach (var key in saved.Tensors.Keys)
+            Assert.True(saved.Tensors[key].Data.AsSpan().SequenceEqual(resumed[key].Data), $"{key} differs between the straight and the resumed run");
+
+        // A run saved without an encoder gets a fresh one when a resume switches it on.
+        var plain = Path.Combine(_dir, "plain-then-encoder");
+        using (var first = StyleGanTrainer.Create(TinySettings(1) with { AdversarialStartKimg = 1 }, plain)) first.Run(cancel: TestContext.Current.CancellationToken);
+        using (var switched = StyleGanTrainer.Resume(Path.Combine(plain, StyleGanTrainer.CheckpointFile), plain, runControl: TinySettings(2), encoderWeight: 5))
+        {
+            Assert.Equal(5, switched.Settings.EncoderWeight);
+            Assert.NotNull(switched.Encoder);
+            switched.Run(cancel: TestContext.Current.CancellationToken);
+        }
+        Assert.Equal("1", Generation.Checkpoints.SafeTensorsFile.Read(Path.Combine(plain, StyleGanTrainer.CheckpointFile)).Metadata["opt_E_steps"]);
+    }
+
+    [Fact]
     public void Starting_a_resume_from_a_missing_checkpoint_is_a_clear_error()
     {
         var e = Assert.Throws<Generation.Checkpoints.CheckpointException>(() => StyleGanTrainer.Resume(Path.Combine(_dir, "nothing.safetensors"), _dir));

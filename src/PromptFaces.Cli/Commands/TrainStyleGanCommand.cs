@@ -28,6 +28,8 @@ internal static class TrainStyleGanCommand
         var lr = new Option<double>("--lr") { Description = "Adam learning rate of G and D.", DefaultValueFactory = _ => 0.0025 };
         var r1 = new Option<double?>("--r1-gamma") { Description = "R1 weight (default NVIDIA's 0.0002·res²/batch)." };
         var rec = new Option<double>("--rec-weight") { Description = "Weight of the latent-tying reconstruction loss (0: a plain GAN).", DefaultValueFactory = _ => new StyleGanTrainingSettings().ReconstructionWeight };
+        var encoder = new Option<double>("--encoder-weight") { Description = "Weight of the encoder path (0: none): an encoder reads each target render and G's synthesis draws it back from that code. Can be switched on when resuming.", DefaultValueFactory = _ => 0 };
+        var latentMatch = new Option<double>("--latent-match-weight") { Description = "With --encoder-weight: pull the mapping network's w for z towards the encoder's code of z's render.", DefaultValueFactory = _ => 0 };
         var adv = new Option<double>("--adv-weight") { Description = "Weight of the adversarial G loss.", DefaultValueFactory = _ => 1.0 };
         var advStart = new Option<double>("--adv-start-kimg") { Description = "Train by reconstruction alone (no discriminator, several times faster) for this many kimg.", DefaultValueFactory = _ => 0 };
         var advRamp = new Option<double>("--adv-ramp-kimg") { Description = "Then raise the adversarial weight linearly from 0 over this many kimg.", DefaultValueFactory = _ => 0 };
@@ -45,7 +47,7 @@ internal static class TrainStyleGanCommand
 
         var command = new Command("stylegan", "Train the small StyleGAN2 on procedurally rendered faces.")
         {
-            data, output, preset, steps, kimg, batch, seed, resume, lr, r1, rec, adv, advStart, advRamp, noise, recBeta1, mappingLr, dChannelBase, emaKimg, gridEvery, checkpointEvery, logEvery,
+            data, output, preset, steps, kimg, batch, seed, resume, lr, r1, rec, encoder, latentMatch, adv, advStart, advRamp, noise, recBeta1, mappingLr, dChannelBase, emaKimg, gridEvery, checkpointEvery, logEvery,
             device, libtorch, threads,
         };
         command.SetAction(r =>
@@ -66,6 +68,8 @@ internal static class TrainStyleGanCommand
                 DLearningRate = r.GetValue(lr),
                 R1Gamma = r.GetValue(r1),
                 ReconstructionWeight = r.GetValue(rec),
+                EncoderWeight = r.GetValue(encoder),
+                LatentMatchWeight = r.GetValue(latentMatch),
                 AdversarialWeight = r.GetValue(adv),
                 AdversarialStartKimg = r.GetValue(advStart),
                 AdversarialRampKimg = r.GetValue(advRamp),
@@ -88,7 +92,9 @@ internal static class TrainStyleGanCommand
                     adversarialStartKimg: r.GetResult(advStart) is { Implicit: false } ? settings.AdversarialStartKimg : null,
                     adversarialRampKimg: r.GetResult(advRamp) is { Implicit: false } ? settings.AdversarialRampKimg : null,
                     keepTotalSteps: r.GetValue(steps) is null && r.GetValue(kimg) is null,
-                    learningRate: r.GetResult(lr) is { Implicit: false } ? r.GetValue(lr) : null)
+                    learningRate: r.GetResult(lr) is { Implicit: false } ? r.GetValue(lr) : null,
+                    encoderWeight: r.GetResult(encoder) is { Implicit: false } ? r.GetValue(encoder) : null,
+                    latentMatchWeight: r.GetResult(latentMatch) is { Implicit: false } ? r.GetValue(latentMatch) : null)
                 : StyleGanTrainer.Create(settings, outDir, dev, reals);
             var s = trainer.Settings;
             CliRunner.Err.MarkupLineInterpolated(
@@ -137,7 +143,7 @@ internal static class TrainStyleGanCommand
     }
 
     private static string Describe(StyleGanProgress p) => string.Create(CultureInfo.InvariantCulture,
-        $"step {p.Step}/{p.TotalSteps} {p.Kimg:F1} kimg  rec {p.Last.GReconstruction:F3}{(double.IsNaN(p.Last.DLoss) ? "  (no discriminator yet)" : string.Create(CultureInfo.InvariantCulture, $"  G {p.Last.GAdversarial:F3} D {p.Last.DLoss:F3}"))}  {p.ImagesPerSecond:F1} img/s");
+        $"step {p.Step}/{p.TotalSteps} {p.Kimg:F1} kimg  rec {p.Last.GReconstruction:F3}{(p.Last.GEncoder > 0 ? string.Create(CultureInfo.InvariantCulture, $"  enc {p.Last.GEncoder:F3} match {p.Last.LatentMatch:F3}") : "")}{(double.IsNaN(p.Last.DLoss) ? "  (no discriminator yet)" : string.Create(CultureInfo.InvariantCulture, $"  G {p.Last.GAdversarial:F3} D {p.Last.DLoss:F3}"))}  {p.ImagesPerSecond:F1} img/s");
 
     /// <summary>Reports on the training thread (Progress&lt;T&gt; would post to the thread pool and reorder lines).</summary>
     private sealed class InlineProgress(Action<StyleGanProgress> report) : IProgress<StyleGanProgress>

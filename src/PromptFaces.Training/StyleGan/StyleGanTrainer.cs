@@ -15,6 +15,8 @@ public sealed record StyleGanStepStats(
     int Step,                       // the step these numbers belong to (1-based: the count of steps done)
     double GAdversarial,            // softplus(-D(G(z))): the non-saturating logistic G loss
     double GReconstruction,         // latent-tying L1 over three scales (0 when disabled)
+    double GEncoder,                // the encoder path's L1 over three scales (0 without the encoder)
+    double LatentMatch,             // mean squared distance of mapping(z) to the encoder's code of z's render (0 when off)
     double DLoss,                   // softplus(D(fake)) + softplus(-D(real))
     double? R1Penalty,              // |∇D(real)|² on R1 steps, before weighting; null on other steps
     double RealLogit,
@@ -54,6 +56,8 @@ public sealed class StyleGanTrainer : IDisposable
     private readonly LatentFaceMap? _map;
     private readonly NamedAdam _optG;
     private readonly NamedAdam _optD;
+    private readonly RenderEncoder? _encoder;
+    private readonly NamedAdam? _optE;
     private readonly string _outputDir;
 
     public StyleGanTrainingSettings Settings { get; private set; }
@@ -77,7 +81,7 @@ public sealed class StyleGanTrainer : IDisposable
         _reals = reals;
         _outputDir = outputDir;
         Directory.CreateDirectory(outputDir);
-        _map = settings.ReconstructionWeight > 0 || reals is null ? new LatentFaceMap(settings.Generator.ZDim) : null;
+        _map = settings.ReconstructionWeight > 0 || settings.EncoderWeight > 0 || reals is null ? new LatentFaceMap(settings.Generator.ZDim) : null;
 
         // Initial weights from the seed, built directly on the device; G_ema starts as an exact copy of G.
         random.manual_seed(settings.Seed);
@@ -88,7 +92,17 @@ public sealed class StyleGanTrainer : IDisposable
         GeneratorEma.Freeze();
         _optG = new NamedAdam(Generator, settings.GLearningRate, settings.Beta1, settings.Beta2, settings.AdamEps);
         _optD = new NamedAdam(Discriminator, settings.DLearningRate, settings.Beta1, settings.Beta2, settings.AdamEps);
+        if (settings.EncoderWeight > 0)
+        {
+            // Seeded on its own, after G and D, so that switching the encoder on leaves their initial weights as they were.
+            random.manual_seed(settings.Seed ^ 0xE4C0DE);
+            _encoder = new RenderEncoder(settings.Generator, device);
+            _optE = new NamedAdam(_encoder, settings.GLearningRate, settings.Beta1, settings.Beta2, settings.AdamEps);
+        }
     }
+
+    /// <summary>The training-only encoder of the encoder path, or null when <see cref="StyleGanTrainingSettings.EncoderWeight"/> is 0.</summary>
+    public RenderEncoder? Encoder => _encoder;
 
     /// <summary>A fresh run writing into <paramref name="outputDir"/>; <paramref name="reals"/> null renders D's reals on the fly.</summary>
     public static StyleGanTrainer Create(StyleGanTrainingSettings settings, string outputDir, Device? device = null, FaceDataset? reals = null) =>
@@ -101,10 +115,12 @@ public sealed class StyleGanTrainer : IDisposable
     /// supervised phase can be lengthened while it still pays, and the checkpoint records the schedule in force. With
     /// <paramref name="keepTotalSteps"/> the run keeps its own length and only the intervals change. A
     /// <paramref name="learningRate"/> replaces G's and D's (a step decay late in a phase); the Adam moments are kept.
+    /// <paramref name="encoderWeight"/> and <paramref name="latentMatchWeight"/> switch the encoder path on (or change
+    /// its weights); a checkpoint saved without an encoder starts one fresh.
     /// </summary>
     public static StyleGanTrainer Resume(string checkpointPath, string outputDir, Device? device = null, FaceDataset? reals = null,
         StyleGanTrainingSettings? runControl = null, double? adversarialStartKimg = null, double? adversarialRampKimg = null,
-        bool keepTotalSteps = false, double? learningRate = null)
+        bool keepTotalSteps = false, double? learningRate = null, double? encoderWeight = null, double? latentMatchWeight = null)
     {
         var checkpoint = TrainingCheckpoint.Read(checkpointPath);
         var settings = StyleGanTrainingSettings.FromJson(checkpoint.Metadata(SettingsKey), checkpointPath);
@@ -116,6 +132,8 @@ public sealed class StyleGanTrainer : IDisposable
             AdversarialRampKimg = adversarialRampKimg ?? settings.AdversarialRampKimg,
             GLearningRate = learningRate ?? settings.GLearningRate,
             DLearningRate = learningRate ?? settings.DLearningRate,
+            EncoderWeight = encoderWeight ?? settings.EncoderWeight,
+            LatentMatchWeight = latentMatchWeight ?? settings.LatentMatchWeight,
         };
         if (settings.Validate() is string problem) throw new ArgumentException(problem);
         var trainer = new StyleGanTrainer(settings, outputDir, device ?? CPU, reals);
@@ -126,6 +144,11 @@ public sealed class StyleGanTrainer : IDisposable
             checkpoint.LoadModule("D.", trainer.Discriminator);
             checkpoint.LoadOptimiser("opt_G.", trainer._optG, long.Parse(checkpoint.Metadata("opt_G_steps")));
             checkpoint.LoadOptimiser("opt_D.", trainer._optD, long.Parse(checkpoint.Metadata("opt_D_steps")));
+            if (trainer._encoder is not null && checkpoint.HasMetadata("opt_E_steps"))
+            {
+                checkpoint.LoadModule("E.", trainer._encoder);
+                checkpoint.LoadOptimiser("opt_E.", trainer._optE!, long.Parse(checkpoint.Metadata("opt_E_steps")));
+            }
             trainer.Step = int.Parse(checkpoint.Metadata("step"));
         }
         catch
@@ -175,9 +198,28 @@ public sealed class StyleGanTrainer : IDisposable
         var gAdv = adversarialWeight == 0 ? zeros(1, device: _device).squeeze() : F.softplus(-Discriminator.Forward(fake)).mean();
         var gRec = targets is null || s.ReconstructionWeight == 0 ? zeros(1, device: _device).squeeze() : ReconstructionLoss(fake, targets);
         var gLoss = gAdv * adversarialWeight + gRec * s.ReconstructionWeight;
+
+        // The encoder path: the synthesis network draws each target back from the encoder's code of it, and the
+        // mapping network is pulled towards that code (held fixed there, so the codes answer only to the drawing).
+        Tensor? gEnc = null, wMatch = null;
+        if (_encoder is not null)
+        {
+            var code = _encoder.Forward(targets!);                                              // (B, w_dim)
+            var drawn = Generator.Synthesis.Forward(code.unsqueeze(1).expand(-1, ws.shape[1], -1), s.TrainingNoise, noiseRng);
+            gEnc = ReconstructionLoss(drawn, targets!);
+            gLoss = gLoss + gEnc * s.EncoderWeight;
+            if (s.LatentMatchWeight > 0)
+            {
+                wMatch = (ws.select(1, 0) - code.detach()).square().mean();
+                gLoss = gLoss + wMatch * s.LatentMatchWeight;
+            }
+            _encoder.zero_grad();
+        }
         Generator.zero_grad();
         gLoss.backward();
-        _optG.Step(s.AdversarialActiveAt(ImagesSeen) ? null : s.ReconstructionBeta1);
+        var gBeta1 = s.AdversarialActiveAt(ImagesSeen) ? null : s.ReconstructionBeta1;
+        _optG.Step(gBeta1);
+        _optE?.Step(gBeta1);
         using (no_grad())
         {
             var wAvg = Generator.Mapping.WAvg;                                   // w_avg ← lerp(mean w, w_avg, β)
@@ -208,7 +250,7 @@ public sealed class StyleGanTrainer : IDisposable
 
         UpdateEma();
         Step++;
-        return new StyleGanStepStats(Step, gAdv.item<float>(), gRec.item<float>(), dLoss?.item<float>() ?? double.NaN, r1?.item<float>(),
+        return new StyleGanStepStats(Step, gAdv.item<float>(), gRec.item<float>(), gEnc?.item<float>() ?? 0, wMatch?.item<float>() ?? 0, dLoss?.item<float>() ?? double.NaN, r1?.item<float>(),
             dReal?.mean().item<float>() ?? double.NaN, dFake?.mean().item<float>() ?? double.NaN);
     }
 
@@ -263,6 +305,11 @@ public sealed class StyleGanTrainer : IDisposable
         tensors.AddRange(Discriminator.state_dict().Select(kv => new KeyValuePair<string, Tensor>("D." + kv.Key, kv.Value)));
         tensors.AddRange(_optG.State("opt_G."));
         tensors.AddRange(_optD.State("opt_D."));
+        if (_encoder is not null)
+        {
+            tensors.AddRange(_encoder.state_dict().Select(kv => new KeyValuePair<string, Tensor>("E." + kv.Key, kv.Value)));
+            tensors.AddRange(_optE!.State("opt_E."));
+        }
         var metadata = new Dictionary<string, string>
         {
             [SettingsKey] = Settings.ToJson(),
@@ -274,6 +321,7 @@ public sealed class StyleGanTrainer : IDisposable
             ["opt_D_steps"] = _optD.StepCount.ToString(),
             ["rng"] = "every random draw of step s derives from (seed, s); no other random state exists",
         };
+        if (_optE is not null) metadata["opt_E_steps"] = _optE.StepCount.ToString();
         TrainingCheckpoint.Write(path, tensors, metadata);
     }
 
@@ -287,7 +335,9 @@ public sealed class StyleGanTrainer : IDisposable
             ["training_kimg"] = (ImagesSeen / 1000.0).ToString("F1"),
             ["training_settings"] = Settings.ToJson(),
             ["renderer_version"] = FaceRenderer.Version.ToString(),
-            ["training_objective"] = Settings.ReconstructionWeight > 0
+            ["training_objective"] = Settings.EncoderWeight > 0
+                ? "StyleGAN2 (non-saturating logistic, lazy R1, G_ema, resnet D) + latent-tying L1 to procedural renders + encoder path (renders drawn back from an encoder's code; mapping regressed onto the codes)"
+                : Settings.ReconstructionWeight > 0
                 ? "StyleGAN2 (non-saturating logistic, lazy R1, G_ema, resnet D) + latent-tying L1 to procedural renders"
                 : "StyleGAN2 (non-saturating logistic, lazy R1, G_ema, resnet D)",
         });
@@ -408,6 +458,8 @@ public sealed class StyleGanTrainer : IDisposable
             ["kimg"] = Math.Round(ImagesSeen / 1000.0, 3),
             ["g_adv"] = N(window.Average(w => w.GAdversarial), 5),
             ["g_rec"] = N(window.Average(w => w.GReconstruction), 5),
+            ["g_enc"] = N(window.Average(w => w.GEncoder), 5),
+            ["w_match"] = N(window.Average(w => w.LatentMatch), 5),
             ["d_loss"] = N(window.Average(w => w.DLoss), 5),   // NaN (as a string) while D is not yet training
             ["r1"] = r1.Count == 0 ? null : N(r1.Average(), 5),
             ["real_logit"] = N(window.Average(w => w.RealLogit), 4),
@@ -422,6 +474,8 @@ public sealed class StyleGanTrainer : IDisposable
     {
         _optG.Dispose();
         _optD.Dispose();
+        _optE?.Dispose();
+        _encoder?.Dispose();
         Generator.Dispose();
         GeneratorEma.Dispose();
         Discriminator.Dispose();

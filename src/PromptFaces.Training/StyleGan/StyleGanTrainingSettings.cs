@@ -48,6 +48,21 @@ public sealed record StyleGanTrainingSettings
     /// </summary>
     public double ReconstructionWeight { get; init; } = 10;
 
+    /// <summary>
+    /// Weight of the encoder path (0: no encoder): a <see cref="RenderEncoder"/> reads each target render, the
+    /// synthesis network draws it back from that code, and the same three-scale L1 applies. The synthesis network
+    /// then learns to draw every render sharply from a code that sees the render, instead of only from what the
+    /// mapping network has so far made of z.
+    /// </summary>
+    public double EncoderWeight { get; init; }
+
+    /// <summary>
+    /// With the encoder on: weight of the squared distance between the mapping network's w for z and the encoder's
+    /// (held fixed) code of z's render, so the mapping network learns by regression to hit the codes the synthesis
+    /// network draws well.
+    /// </summary>
+    public double LatentMatchWeight { get; init; }
+
     public int GridEvery { get; init; } = 500;            // steps between sample grids (run control)
     public int CheckpointEvery { get; init; } = 500;      // steps between checkpoints (run control)
     public int LogEvery { get; init; } = 20;              // steps between log lines (run control)
@@ -85,7 +100,11 @@ public sealed record StyleGanTrainingSettings
         if (Beta1 is < 0 or >= 1 || ReconstructionBeta1 is < 0 or >= 1 || Beta2 is < 0 or >= 1) return "Adam's betas must lie in [0, 1).";
         if (R1Interval < 1) return $"The R1 interval {R1Interval} must be at least 1.";
         if (GridEvery < 0 || CheckpointEvery < 0 || LogEvery < 1) return "Grid, checkpoint and log intervals must not be negative (log at least 1).";
-        if (ReconstructionWeight < 0 || AdversarialWeight < 0 || AdversarialRampKimg < 0 || AdversarialStartKimg < 0) return "Loss weights and the adversarial start and ramp must not be negative.";
+        if (ReconstructionWeight < 0 || AdversarialWeight < 0 || AdversarialRampKimg < 0 || AdversarialStartKimg < 0 || EncoderWeight < 0 || LatentMatchWeight < 0)
+            return "Loss weights and the adversarial start and ramp must not be negative.";
+        if (LatentMatchWeight > 0 && EncoderWeight == 0) return "--latent-match-weight needs the encoder: give --encoder-weight too.";
+        if (EncoderWeight > 0 && Generator.ZDim < LatentFaceMap.RequiredZDim)
+            return $"The encoder path reads the renders tied to z, which needs z_dim >= {LatentFaceMap.RequiredZDim}; the generator has {Generator.ZDim}.";
         if (ReconstructionWeight > 0 && Generator.ZDim < LatentFaceMap.RequiredZDim)
             return $"Latent tying needs z_dim >= {LatentFaceMap.RequiredZDim}; the generator has {Generator.ZDim}.";
         if (Generator.Resolution < 8) return "The generator's resolution must be at least 8 for the discriminator.";
@@ -128,6 +147,8 @@ public sealed record StyleGanTrainingSettings
             ["ema_rampup"] = EmaRampup,
             ["w_avg_beta"] = WAvgBeta,
             ["reconstruction_weight"] = ReconstructionWeight,
+            ["encoder_weight"] = EncoderWeight,
+            ["latent_match_weight"] = LatentMatchWeight,
             ["grid_every"] = GridEvery,
             ["checkpoint_every"] = CheckpointEvery,
             ["log_every"] = LogEvery,
@@ -166,6 +187,8 @@ public sealed record StyleGanTrainingSettings
                 EmaRampup = D("ema_rampup"),
                 WAvgBeta = D("w_avg_beta"),
                 ReconstructionWeight = D("reconstruction_weight"),
+                EncoderWeight = o["encoder_weight"]?.GetValue<double>() ?? 0,            // absent in checkpoints from before the encoder
+                LatentMatchWeight = o["latent_match_weight"]?.GetValue<double>() ?? 0,
                 GridEvery = I("grid_every"),
                 CheckpointEvery = I("checkpoint_every"),
                 LogEvery = I("log_every"),

@@ -41,6 +41,8 @@ internal sealed class TrainingCheckpoint
 
     public string Path => _path;
 
+    public bool HasMetadata(string key) => _metadata.ContainsKey(key);
+
     public string Metadata(string key) =>
         _metadata.TryGetValue(key, out var value) ? value
             : throw new CheckpointException(_path, $"has no '{key}' metadata; it is not a PromptFaces StyleGAN2 training checkpoint.");
