@@ -1,11 +1,16 @@
 # PromptFaces web app: build and publish with the .NET 10 SDK, run on the ASP.NET Core 10 runtime image.
-#   docker build -t promptfaces .
+# The two base images are build arguments, so this file names no registry: pass Microsoft's official .NET 10 images
+# (repositories dotnet/sdk and dotnet/aspnet, tag 10.0) as your registry or mirror serves them:
+#   docker build --build-arg SDK_IMAGE=<registry>/dotnet/sdk:10.0 --build-arg RUNTIME_IMAGE=<registry>/dotnet/aspnet:10.0 -t promptfaces .
 #   docker run -p 8080:8080 -v promptfaces-data:/app/data promptfaces
 # The image carries the shipped default models (models/); mount real weights and point PromptFaces:Engine at them
 # (for example -e PromptFaces__Engine__ModelsFolder=/models -v /path/to/models:/models) to use those instead.
 
+ARG SDK_IMAGE
+ARG RUNTIME_IMAGE
+
 # ---- build ----
-FROM mcr.microsoft.com/dotnet/sdk:10.0 AS build
+FROM ${SDK_IMAGE} AS build
 WORKDIR /src
 
 # Restore first, from the project files alone, so the package layer is cached until a project file changes.
@@ -24,7 +29,7 @@ COPY appsettings.json ./
 RUN dotnet publish src/PromptFaces.Web/PromptFaces.Web.csproj -c Release --no-restore -o /app/publish
 
 # ---- run ----
-FROM mcr.microsoft.com/dotnet/aspnet:10.0 AS final
+FROM ${RUNTIME_IMAGE} AS final
 # libtorch's CPU kernels use OpenMP.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libgomp1 \
