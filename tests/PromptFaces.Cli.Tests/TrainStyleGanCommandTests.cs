@@ -30,6 +30,21 @@ public sealed class TrainStyleGanCommandTests : IDisposable
         Assert.Contains("step 3 of 3", stdout);
         Assert.Equal(3, File.ReadAllLines(Path.Combine(output, "log.jsonl")).Length);
 
+        // The encoder path: a match weight alone is refused until the run has an encoder, then a resume switches the
+        // encoder on, and a later resume may change the match weight alone.
+        (code, _, stderr) = Run("train", "stylegan", "--out", output, "--resume", "--steps", "4", "--latent-match-weight", "1", "--threads", "1");
+        Assert.Equal(2, code);
+        Assert.Contains("--encoder-weight", stderr);
+        (code, stdout, stderr) = Run("train", "stylegan", "--out", output, "--resume", "--steps", "4", "--encoder-weight", "10", "--threads", "1");
+        Assert.True(code == 0, stderr);
+        Assert.Contains("enc ", stderr);
+        (code, stdout, stderr) = Run("train", "stylegan", "--out", output, "--resume", "--steps", "5", "--latent-match-weight", "2", "--threads", "1");
+        Assert.True(code == 0, stderr);
+        Assert.Contains("step 5 of 5", stdout);
+        var settings = Generation.Checkpoints.SafeTensorsFile.Read(Path.Combine(output, "checkpoint.safetensors")).Metadata["promptfaces_stylegan_training"];
+        Assert.Contains("\"encoder_weight\":10", settings);
+        Assert.Contains("\"latent_match_weight\":2", settings);
+
         // A second start in the same folder without --resume is a user error, not a crash.
         (code, _, stderr) = Run("train", "stylegan", "--preset", "tiny32", "--out", output, "--steps", "1");
         Assert.Equal(2, code);

@@ -81,7 +81,9 @@ internal static class TrainStyleGanCommand
                 CheckpointEvery = r.GetValue(checkpointEvery),
                 LogEvery = Math.Max(1, r.GetValue(logEvery)),
             };
-            if (settings.Validate() is string problem) throw new CliException(problem);
+            // A resume validates the checkpoint's settings merged with what may change (a resume can give
+            // --latent-match-weight alone for a run that has its encoder); a fresh run validates these.
+            if (!r.GetValue(resume) && settings.Validate() is string problem) throw new CliException(problem);
             var reals = r.GetValue(data) is string dataPath ? FaceDataset.Load(dataPath) : null;
 
             var checkpoint = Path.Combine(outDir, StyleGanTrainer.CheckpointFile);
