@@ -289,6 +289,7 @@ public sealed class StyleGanTrainingTests : IDisposable
             Assert.False(before.AsSpan().SequenceEqual(trainer.Encoder.parameters().First().data<float>().ToArray()), "the encoder did not train");
         }
         Assert.All(steps, p => Assert.True(p.Last.GEncoder > 0 && double.IsFinite(p.Last.GEncoder) && p.Last.LatentMatch > 0));
+        Assert.True(File.Exists(Path.Combine(straight, "grid-encoded-000004.png")), "no grid of the encoder's drawings");
         var saved = Generation.Checkpoints.SafeTensorsFile.Read(Path.Combine(straight, StyleGanTrainer.CheckpointFile));
         Assert.Contains(saved.Tensors.Keys, k => k.StartsWith("E.", StringComparison.Ordinal));
         Assert.Contains(saved.Tensors.Keys, k => k.StartsWith("opt_E.", StringComparison.Ordinal));

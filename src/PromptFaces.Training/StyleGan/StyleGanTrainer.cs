@@ -344,13 +344,27 @@ public sealed class StyleGanTrainer : IDisposable
         File.Move(tmp, path, overwrite: true);
     }
 
-    /// <summary>G_ema's faces for fixed latents (8x8, truncation off, constant noise): the same faces at every step.</summary>
+    /// <summary>
+    /// G_ema's faces for fixed latents (8x8, truncation off, constant noise): the same faces at every step. With the
+    /// encoder on, also <c>grid-encoded-*.png</c> beside it: G_ema's synthesis drawing the grid's target renders back from
+    /// the encoder's codes, which shows what the synthesis network can draw apart from what the mapping network gives it.
+    /// </summary>
     public void WriteSampleGrid(string path)
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         var images = GcQuiet.Run(() => GeneratorEma.Forward(FixedGridLatents(), noise: NoiseMode.Const).cpu());
         SaveGrid(images, path);
+        if (_encoder is null || _map is null) return;
+        var z = FixedGridLatents().cpu().data<float>().ToArray();
+        var bytes = Render(_map.Attributes(z));
+        var encoded = GcQuiet.Run(() =>
+        {
+            var code = _encoder.Forward(ToImages(bytes, GridSide * GridSide));
+            return GeneratorEma.Synthesis.Forward(code.unsqueeze(1).expand(-1, GeneratorEma.NumWs, -1), NoiseMode.Const).cpu();
+        });
+        var name = Path.GetFileName(path);
+        SaveGrid(encoded, Path.Combine(Path.GetDirectoryName(path) ?? ".", name.StartsWith("grid-", StringComparison.Ordinal) ? "grid-encoded-" + name[5..] : "encoded-" + name));
     }
 
     /// <summary>The renders the fixed grid latents are tied to: what <see cref="WriteSampleGrid"/> should converge to.</summary>
