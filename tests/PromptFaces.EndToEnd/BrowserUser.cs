@@ -71,8 +71,20 @@ public sealed class BrowserUser(LiveApp app, IBrowserContext context, IPage page
         await Page.Locator("#seed").PressAsync("Tab");
         await Page.Locator("#steps").FillAsync(steps.ToString());
         await Page.Locator("#steps").PressAsync("Tab");
+        await Expect(Page.Locator("#submit")).ToBeEnabledAsync();
         await Page.Locator("#submit").ClickAsync();
-        await Page.WaitForURLAsync(new Regex(@"/create\?job=[0-9a-f-]{36}"));
+        try
+        {
+            await Page.WaitForURLAsync(new Regex(@"/create\?job=[0-9a-f-]{36}"));
+        }
+        catch (TimeoutException e)
+        {
+            // Say why the form did not move on: a field error or a refusal on the page, and where the page is.
+            var shown = await Page.Locator("[data-testid$='-error'], [data-testid=submit-refusal]").AllInnerTextsAsync();
+            var shot = await ScreenshotAsync("failure-submit");
+            throw new TimeoutException($"Submitting '{prompt}' did not open the job: the page stayed at {Page.Url}; " +
+                $"messages shown: [{string.Join(" | ", shown.Where(t => !string.IsNullOrWhiteSpace(t)))}]; screenshot {shot}.", e);
+        }
         var panel = Page.GetByTestId("job-panel");
         await panel.WaitForAsync();
         return Guid.Parse((await panel.GetAttributeAsync("data-job-id"))!);
