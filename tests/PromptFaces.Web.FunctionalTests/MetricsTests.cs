@@ -82,17 +82,9 @@ public sealed class MetricsTests(AppFactory app) : IClassFixture<AppFactory>
     /// <summary>Scrapes until the sum of the metric's samples is <paramref name="expected"/>; fails after the patience.</summary>
     private static async Task WaitForSampleAsync(UserClient admin, string metric, double expected)
     {
-        using var timeout = new CancellationTokenSource(TestHelpers.Patience);
-        double last = double.NaN;
-        string text = "";
-        while (true)
-        {
-            text = await admin.Http.GetStringAsync("/metrics", Ct);
-            last = Sample(text, metric);
-            if (last == expected) return;
-            try { await Task.Delay(50, timeout.Token); }
-            catch (OperationCanceledException) { Assert.Fail($"{metric} stayed at {last}, not {expected}:\n{text}"); }
-        }
+        var text = await ScrapeUntilAsync(admin, t => Sample(t, metric) == expected);
+        var last = Sample(text, metric);
+        Assert.True(last == expected, $"{metric} stayed at {last}, not {expected}:\n{text}");
     }
 
     /// <summary>Scrapes until <paramref name="done"/> holds for the text, which it returns; after the patience, the last text.</summary>
