@@ -356,11 +356,10 @@ public sealed class StyleGanTrainer : IDisposable
         var images = GcQuiet.Run(() => GeneratorEma.Forward(FixedGridLatents(), noise: NoiseMode.Const).cpu());
         SaveGrid(images, path);
         if (_encoder is null || _map is null) return;
-        var z = FixedGridLatents().cpu().data<float>().ToArray();
-        var bytes = Render(_map.Attributes(z));
+        var targets = FixedGridTargets(_map);
         var encoded = GcQuiet.Run(() =>
         {
-            var code = _encoder.Forward(ToImages(bytes, GridSide * GridSide));
+            var code = _encoder.Forward(targets);
             return GeneratorEma.Synthesis.Forward(code.unsqueeze(1).expand(-1, GeneratorEma.NumWs, -1), NoiseMode.Const).cpu();
         });
         var name = Path.GetFileName(path);
@@ -373,9 +372,15 @@ public sealed class StyleGanTrainer : IDisposable
         var path = Path.Combine(_outputDir, "grid-targets.png");
         if (_map is null || File.Exists(path)) return;
         using var scope = NewDisposeScope();
+        SaveGrid(FixedGridTargets(_map), path);
+    }
+
+    /// <summary>The renders tied to the fixed grid latents, (64, 3, R, R) in [-1, 1] on the device.</summary>
+    private Tensor FixedGridTargets(LatentFaceMap map)
+    {
         var z = FixedGridLatents().cpu().data<float>().ToArray();
-        var bytes = Render(_map.Attributes(z));
-        SaveGrid(GcQuiet.Run(() => ToImages(bytes, GridSide * GridSide)), path);
+        var bytes = Render(map.Attributes(z));          // outside the GC-quiet region: rendering allocates managed memory
+        return GcQuiet.Run(() => ToImages(bytes, GridSide * GridSide));
     }
 
     private Tensor FixedGridLatents()

@@ -103,9 +103,8 @@ public sealed record StyleGanTrainingSettings
         if (ReconstructionWeight < 0 || AdversarialWeight < 0 || AdversarialRampKimg < 0 || AdversarialStartKimg < 0 || EncoderWeight < 0 || LatentMatchWeight < 0)
             return "Loss weights and the adversarial start and ramp must not be negative.";
         if (LatentMatchWeight > 0 && EncoderWeight == 0) return "--latent-match-weight needs the encoder: give --encoder-weight too.";
-        if (EncoderWeight > 0 && Generator.ZDim < LatentFaceMap.RequiredZDim)
-            return $"The encoder path reads the renders tied to z, which needs z_dim >= {LatentFaceMap.RequiredZDim}; the generator has {Generator.ZDim}.";
-        if (ReconstructionWeight > 0 && Generator.ZDim < LatentFaceMap.RequiredZDim)
+        // Both the reconstruction loss and the encoder path read the renders tied to z.
+        if ((ReconstructionWeight > 0 || EncoderWeight > 0) && Generator.ZDim < LatentFaceMap.RequiredZDim)
             return $"Latent tying needs z_dim >= {LatentFaceMap.RequiredZDim}; the generator has {Generator.ZDim}.";
         if (Generator.Resolution < 8) return "The generator's resolution must be at least 8 for the discriminator.";
         if (DChannelBase is <= 0 || DChannelMax is <= 0) return "The discriminator's channel base and maximum must be positive.";
