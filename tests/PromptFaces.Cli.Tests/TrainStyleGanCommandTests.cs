@@ -45,6 +45,15 @@ public sealed class TrainStyleGanCommandTests : IDisposable
         Assert.Contains("\"encoder_weight\":10", settings);
         Assert.Contains("\"latent_match_weight\":2", settings);
 
+        // The latent layout is the run's: a resume may not change it, and an unknown layout is named.
+        Assert.Contains("\"latent_layout\":\"argmax\"", settings);
+        (code, _, stderr) = Run("train", "stylegan", "--out", output, "--resume", "--steps", "6", "--latent-layout", "intervals", "--threads", "1");
+        Assert.Equal(2, code);
+        Assert.Contains("argmax layout", stderr);
+        (code, _, stderr) = Run("train", "stylegan", "--preset", "tiny32", "--out", Path.Combine(_dir, "other"), "--steps", "1", "--latent-layout", "onehot");
+        Assert.Equal(2, code);
+        Assert.Contains("--latent-layout onehot", stderr);
+
         // A second start in the same folder without --resume is a user error, not a crash.
         (code, _, stderr) = Run("train", "stylegan", "--preset", "tiny32", "--out", output, "--steps", "1");
         Assert.Equal(2, code);

@@ -89,11 +89,13 @@ public sealed class StyleGanTrainingTests : IDisposable
         Assert.Equal(expected, y[2, 6, 1, 3].item<double>(), 10);
     }
 
-    [Fact]
-    public void Latent_map_draws_attributes_with_the_samplers_odds()
+    [Theory]
+    [InlineData(LatentLayout.Argmax)]
+    [InlineData(LatentLayout.Intervals)]
+    public void Latent_map_draws_attributes_with_the_samplers_odds(LatentLayout layout)
     {
         const int n = 20_000;
-        var map = new LatentFaceMap(128);
+        var map = new LatentFaceMap(128, layout);
         var rng = new SplitMix64(3);
         var z = new float[n * 128];
         for (int i = 0; i < z.Length; i += 2)
@@ -120,10 +122,47 @@ public sealed class StyleGanTrainingTests : IDisposable
     }
 
     [Fact]
-    public void Latent_map_is_a_function_of_what_the_mapping_network_sees()
+    public void Interval_layout_reads_each_attribute_from_one_dimension_and_argmax_from_all_of_its_group()
+    {
+        var intervals = new LatentFaceMap(128, LatentLayout.Intervals);
+        var argmax = new LatentFaceMap(128);
+        var rng = new SplitMix64(5);
+        int argmaxChanged = 0;
+        for (int trial = 0; trial < 200; trial++)
+        {
+            var z = Enumerable.Range(0, 128).Select(_ => (float)(rng.NextDouble() * 4 - 2)).ToArray();
+            // Hair colour's group starts after gender's two dimensions. Rotate the values of all of it but the first
+            // dimension by one place: z's root mean square (which the map normalises by) stays the same.
+            var moved = (float[])z.Clone();
+            int first = 3, last = 1 + FaceAttributes.Schema[1].Classes;
+            for (int d = first; d <= last; d++) moved[d] = z[d == last ? first : d + 1];
+            Assert.Equal(intervals.Attributes(z)[0].HairColour, intervals.Attributes(moved)[0].HairColour);
+            if (argmax.Attributes(z)[0].HairColour != argmax.Attributes(moved)[0].HairColour) argmaxChanged++;
+        }
+        Assert.True(argmaxChanged > 50, $"argmax changed hair colour in only {argmaxChanged} of 200 trials");
+
+        // The interval layout walks through the classes in order as its one dimension rises.
+        var walk = new float[128];
+        var seen = new List<HairColour>();
+        for (double v = -3; v <= 3; v += 0.01)
+        {
+            walk[2] = (float)v;
+            walk[0] = 1;   // keeps the root mean square away from zero
+            var c = intervals.Attributes(walk)[0].HairColour;
+            if (seen.Count == 0 || seen[^1] != c) seen.Add(c);
+        }
+        Assert.Equal(Enum.GetValues<HairColour>(), seen);
+        Assert.Equal(LatentLayout.Intervals, LatentFaceMap.Parse(" Intervals "));
+        Assert.Null(LatentFaceMap.Parse("onehot"));
+    }
+
+    [Theory]
+    [InlineData(LatentLayout.Argmax)]
+    [InlineData(LatentLayout.Intervals)]
+    public void Latent_map_is_a_function_of_what_the_mapping_network_sees(LatentLayout layout)
     {
         // The mapping network normalises z by its root mean square; scaling z must not change the face.
-        var map = new LatentFaceMap(128);
+        var map = new LatentFaceMap(128, layout);
         var rng = new SplitMix64(11);
         var z = Enumerable.Range(0, 128).Select(_ => (float)(rng.NextDouble() * 4 - 2)).ToArray();
         var scaled = z.Select(v => v * 1.7f).ToArray();
@@ -208,6 +247,33 @@ public sealed class StyleGanTrainingTests : IDisposable
         Assert.Equal(a.Keys.OrderBy(k => k), b.Keys.OrderBy(k => k));
         foreach (var key in a.Keys) Assert.True(a[key].Data.AsSpan().SequenceEqual(b[key].Data), $"{key} differs between the straight and the resumed run");
         Assert.Contains(a.Keys, k => k.StartsWith("opt_D.", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void The_latent_layout_is_stored_read_strictly_and_decides_the_targets()
+    {
+        var intervals = TinySettings(1) with { AdversarialStartKimg = 1, LatentLayout = LatentLayout.Intervals };
+        Assert.Equal(intervals, StyleGanTrainingSettings.FromJson(intervals.ToJson(), "test"));
+        // Checkpoints from before the setting have no key and were all argmax.
+        var legacy = System.Text.Json.Nodes.JsonNode.Parse(intervals.ToJson())!.AsObject();
+        legacy.Remove("latent_layout");
+        Assert.Equal(LatentLayout.Argmax, StyleGanTrainingSettings.FromJson(legacy.ToJsonString(), "old.safetensors").LatentLayout);
+        legacy["latent_layout"] = "onehot";
+        var bad = Assert.Throws<InvalidDataException>(() => StyleGanTrainingSettings.FromJson(legacy.ToJsonString(), "old.safetensors"));
+        Assert.Contains("old.safetensors", bad.Message);
+        Assert.Contains("latent_layout", bad.Message);
+
+        // Same seed, same z, same initial weights: only the targets differ, so the trained weights must too.
+        byte[] TrainedWeight(StyleGanTrainingSettings settings, string name)
+        {
+            var dir = Path.Combine(_dir, name);
+            using (var trainer = StyleGanTrainer.Create(settings, dir)) trainer.Run(cancel: TestContext.Current.CancellationToken);
+            var tensors = Generation.Checkpoints.SafeTensorsFile.Read(Path.Combine(dir, StyleGanTrainer.CheckpointFile)).Tensors;
+            return tensors["G.synthesis.b4.conv1.weight"].Data;
+        }
+        var withIntervals = TrainedWeight(intervals, "layout-intervals");
+        Assert.True(withIntervals.AsSpan().SequenceEqual(TrainedWeight(intervals, "layout-intervals-again")), "the run is not deterministic, so the comparison below means nothing");
+        Assert.False(withIntervals.AsSpan().SequenceEqual(TrainedWeight(intervals with { LatentLayout = LatentLayout.Argmax }, "layout-argmax")), "the layout did not change the targets");
     }
 
     [Fact]

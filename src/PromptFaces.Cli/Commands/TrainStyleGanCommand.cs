@@ -30,6 +30,7 @@ internal static class TrainStyleGanCommand
         var rec = new Option<double>("--rec-weight") { Description = "Weight of the latent-tying reconstruction loss (0: a plain GAN).", DefaultValueFactory = _ => new StyleGanTrainingSettings().ReconstructionWeight };
         var encoder = new Option<double>("--encoder-weight") { Description = "Weight of the encoder path (0: none): an encoder reads each target render and G's synthesis draws it back from that code. Can be switched on when resuming.", DefaultValueFactory = _ => 0 };
         var latentMatch = new Option<double>("--latent-match-weight") { Description = "With --encoder-weight: pull the mapping network's w for z towards the encoder's code of z's render.", DefaultValueFactory = _ => 0 };
+        var layout = new Option<string>("--latent-layout") { Description = "How the latent-tying map reads each attribute from z: argmax (one dimension per class) or intervals (one dimension per attribute, cut by the class odds; the mapping network learns it far faster). Fixed for the run.", DefaultValueFactory = _ => "argmax" };
         var adv = new Option<double>("--adv-weight") { Description = "Weight of the adversarial G loss.", DefaultValueFactory = _ => 1.0 };
         var advStart = new Option<double>("--adv-start-kimg") { Description = "Train by reconstruction alone (no discriminator, several times faster) for this many kimg.", DefaultValueFactory = _ => 0 };
         var advRamp = new Option<double>("--adv-ramp-kimg") { Description = "Then raise the adversarial weight linearly from 0 over this many kimg.", DefaultValueFactory = _ => 0 };
@@ -47,7 +48,7 @@ internal static class TrainStyleGanCommand
 
         var command = new Command("stylegan", "Train the small StyleGAN2 on procedurally rendered faces.")
         {
-            data, output, preset, steps, kimg, batch, seed, resume, lr, r1, rec, encoder, latentMatch, adv, advStart, advRamp, noise, recBeta1, mappingLr, dChannelBase, emaKimg, gridEvery, checkpointEvery, logEvery,
+            data, output, preset, steps, kimg, batch, seed, resume, lr, r1, rec, encoder, latentMatch, layout, adv, advStart, advRamp, noise, recBeta1, mappingLr, dChannelBase, emaKimg, gridEvery, checkpointEvery, logEvery,
             device, libtorch, threads,
         };
         command.SetAction(r =>
@@ -70,6 +71,7 @@ internal static class TrainStyleGanCommand
                 ReconstructionWeight = r.GetValue(rec),
                 EncoderWeight = r.GetValue(encoder),
                 LatentMatchWeight = r.GetValue(latentMatch),
+                LatentLayout = LatentFaceMap.Parse(r.GetValue(layout)) ?? throw new CliException($"--latent-layout {r.GetValue(layout)}: use argmax or intervals."),
                 AdversarialWeight = r.GetValue(adv),
                 AdversarialStartKimg = r.GetValue(advStart),
                 AdversarialRampKimg = r.GetValue(advRamp),
@@ -99,6 +101,8 @@ internal static class TrainStyleGanCommand
                     latentMatchWeight: r.GetResult(latentMatch) is { Implicit: false } ? r.GetValue(latentMatch) : null)
                 : StyleGanTrainer.Create(settings, outDir, dev, reals);
             var s = trainer.Settings;
+            if (r.GetResult(layout) is { Implicit: false } && s.LatentLayout != settings.LatentLayout)
+                throw new CliException($"--latent-layout {r.GetValue(layout)}: {checkpoint} was trained with the {LatentFaceMap.Name(s.LatentLayout)} layout, and a run keeps its layout (its generator has learned it). Leave the option out to resume, or start a new run with another --out.");
             CliRunner.Err.MarkupLineInterpolated(
                 $"[grey]StyleGAN2 {s.Generator.Resolution}px, {trainer.Generator.ParameterCount:N0} G / {trainer.Discriminator.ParameterCount:N0} D parameters, batch {s.BatchSize}, step {trainer.Step} of {s.TotalSteps}, {ComputeDevices.DescribeDevice(dev)} → {Path.GetFullPath(outDir)}[/]");
 

@@ -24,6 +24,17 @@ namespace PromptFaces.Training.StyleGan;
 /// </remarks>
 public sealed class LatentFaceMap
 {
+    /// <summary>The layout name written into training settings.</summary>
+    public static string Name(LatentLayout layout) => layout == LatentLayout.Intervals ? "intervals" : "argmax";
+
+    /// <summary>Parses <see cref="Name"/>'s output; null for an unknown name.</summary>
+    public static LatentLayout? Parse(string? name) => name?.Trim().ToLowerInvariant() switch
+    {
+        "argmax" => LatentLayout.Argmax,
+        "intervals" => LatentLayout.Intervals,
+        _ => null,
+    };
+
     // The class frequencies of AttributeSampler (kept in step by LatentFaceMap's distribution test).
     private static readonly double[] WomanHair = { 0.33, 0.18, 0.04, 0.23, 0.22 };
     private static readonly double[] ManHair = { 0.12, 0.40, 0.20, 0.18, 0.10 };
@@ -64,8 +75,12 @@ public sealed class LatentFaceMap
 
     private readonly int _zDim;
 
-    public LatentFaceMap(int zDim)
+    /// <summary>How a class is read from its z group.</summary>
+    public LatentLayout Layout { get; }
+
+    public LatentFaceMap(int zDim, LatentLayout layout = LatentLayout.Argmax)
     {
+        Layout = layout;
         if (zDim < RequiredZDim)
             throw new ArgumentException($"Latent tying needs z_dim of at least {RequiredZDim} (attribute classes, geometry values and style choices); the generator has {zDim}.");
         _zDim = zDim;
@@ -80,7 +95,7 @@ public sealed class LatentFaceMap
         return result;
     }
 
-    private static FaceAttributes Attributes1(ReadOnlySpan<float> z)
+    private FaceAttributes Attributes1(ReadOnlySpan<float> z)
     {
         // The mapping network's normalize_2nd_moment, in the same precision, so the map reads what G reads.
         float meanSquare = 0;
@@ -96,7 +111,25 @@ public sealed class LatentFaceMap
             FaceWidth = g[0], FaceLength = g[1], JawRoundness = g[2], EyeSize = g[3], EyeSpacing = g[4], HeadX = g[5],
             HeadY = g[6], Tilt = g[7], HairShade = g[8], SkinShade = g[9], BackgroundShade = g[10], MouthWidth = g[11],
         };
-        var styles = RendererStyles.FromLatent(z.Slice(CategoricalDims + GeometryFields.Count, RendererStyles.Dimensions));
+        var styleSlice = z.Slice(CategoricalDims + GeometryFields.Count, RendererStyles.Dimensions);
+        if (Layout == LatentLayout.Intervals)
+        {
+            man = Interval(z, 0, scale, null) == 1;
+            return new FaceAttributes
+            {
+                Gender = man ? Gender.Man : Gender.Woman,
+                HairColour = (HairColour)Interval(z, 1, scale, null),
+                HairStyle = (HairStyle)Interval(z, 2, scale, man ? ManHair : WomanHair),
+                EyeColour = (EyeColour)Interval(z, 3, scale, null),
+                SkinTone = (SkinTone)Interval(z, 4, scale, null),
+                Expression = (Expression)Interval(z, 5, scale, null),
+                Glasses = (Glasses)Interval(z, 6, scale, GlassesOdds),
+                FacialHair = man ? (FacialHair)Interval(z, 7, scale, ManFacialHair) : FacialHair.None,
+                Background = (Background)Interval(z, 8, scale, null),
+                Geometry = RendererStyles.WithStyles(geometry, RendererStyles.FromLatentIntervals(styleSlice, scale)),
+            };
+        }
+        var styles = RendererStyles.FromLatent(styleSlice);
         return new FaceAttributes
         {
             Gender = gender,
@@ -110,6 +143,28 @@ public sealed class LatentFaceMap
             Background = (Background)Uniform(z, 8),
             Geometry = RendererStyles.WithStyles(geometry, styles),
         };
+    }
+
+    /// <summary>
+    /// The class of schema attribute <paramref name="attribute"/> in the interval layout: the normal CDF of the group's
+    /// first (normalised) dimension, cut at the cumulative class odds (<paramref name="odds"/>, or equal odds when null).
+    /// </summary>
+    private static int Interval(ReadOnlySpan<float> z, int attribute, float scale, double[]? odds)
+    {
+        int classes = FaceAttributes.Schema[attribute].Classes;
+        return IntervalClass(NormalCdf(z[GroupOffsets[attribute]] * scale), odds ?? Enumerable.Repeat(1.0, classes).ToArray());
+    }
+
+    /// <summary>The class whose share of [0, 1) holds <paramref name="u"/>, the shares proportional to <paramref name="odds"/>.</summary>
+    internal static int IntervalClass(double u, IReadOnlyList<double> odds)
+    {
+        double total = odds.Sum(), cumulative = 0;
+        for (int c = 0; c < odds.Count - 1; c++)
+        {
+            cumulative += odds[c] / total;
+            if (u < cumulative) return c;
+        }
+        return odds.Count - 1;
     }
 
     /// <summary>The class of schema attribute <paramref name="attribute"/>: argmax of its z group plus the class offsets.</summary>
@@ -182,4 +237,15 @@ internal static class ArgmaxOffsets
         }
         return result;
     }
+}
+
+/// <summary>How <see cref="LatentFaceMap"/> reads a categorical attribute from z.</summary>
+public enum LatentLayout
+{
+    /// <summary>One dimension per class; the class is the argmax of the group plus the odds' offsets. Symmetric, but
+    /// the class depends on every dimension of the group at once, which the mapping network learns slowly.</summary>
+    Argmax,
+    /// <summary>One dimension per attribute, its normal CDF cut into intervals by the class odds: the class depends on a
+    /// single dimension, a staircase the mapping network can learn directly.</summary>
+    Intervals,
 }

@@ -48,6 +48,19 @@ internal static class RendererStyles
         return choices;
     }
 
+    /// <summary>The interval layout's choices: each slot from the normal CDF of its first dimension, equal shares per choice.</summary>
+    public static int[] FromLatentIntervals(ReadOnlySpan<float> z, float scale)
+    {
+        var choices = new int[Counts.Length];
+        int d = 0;
+        for (int s = 0; s < Counts.Length; s++)
+        {
+            choices[s] = LatentFaceMap.IntervalClass(LatentFaceMap.NormalCdf(z[d] * scale), Enumerable.Repeat(1.0, Counts[s]).ToArray());
+            d += Counts[s] == 2 ? 1 : Counts[s];
+        }
+        return choices;
+    }
+
     /// <summary>The renderer's choices for a geometry (its hash), in <see cref="Counts"/> order.</summary>
     public static int[] Of(FaceGeometry geometry)
     {

@@ -81,7 +81,7 @@ public sealed class StyleGanTrainer : IDisposable
         _reals = reals;
         _outputDir = outputDir;
         Directory.CreateDirectory(outputDir);
-        _map = settings.ReconstructionWeight > 0 || settings.EncoderWeight > 0 || reals is null ? new LatentFaceMap(settings.Generator.ZDim) : null;
+        _map = settings.ReconstructionWeight > 0 || settings.EncoderWeight > 0 || reals is null ? new LatentFaceMap(settings.Generator.ZDim, settings.LatentLayout) : null;
 
         // Initial weights from the seed, built directly on the device; G_ema starts as an exact copy of G.
         random.manual_seed(settings.Seed);

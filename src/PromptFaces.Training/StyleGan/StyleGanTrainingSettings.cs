@@ -63,6 +63,9 @@ public sealed record StyleGanTrainingSettings
     /// </summary>
     public double LatentMatchWeight { get; init; }
 
+    /// <summary>How the latent-tying map reads each attribute's class from z (see <see cref="StyleGan.LatentLayout"/>).</summary>
+    public LatentLayout LatentLayout { get; init; } = LatentLayout.Argmax;
+
     public int GridEvery { get; init; } = 500;            // steps between sample grids (run control)
     public int CheckpointEvery { get; init; } = 500;      // steps between checkpoints (run control)
     public int LogEvery { get; init; } = 20;              // steps between log lines (run control)
@@ -148,6 +151,7 @@ public sealed record StyleGanTrainingSettings
             ["reconstruction_weight"] = ReconstructionWeight,
             ["encoder_weight"] = EncoderWeight,
             ["latent_match_weight"] = LatentMatchWeight,
+            ["latent_layout"] = LatentFaceMap.Name(LatentLayout),
             ["grid_every"] = GridEvery,
             ["checkpoint_every"] = CheckpointEvery,
             ["log_every"] = LogEvery,
@@ -188,12 +192,17 @@ public sealed record StyleGanTrainingSettings
                 ReconstructionWeight = D("reconstruction_weight"),
                 EncoderWeight = o["encoder_weight"]?.GetValue<double>() ?? 0,            // absent in checkpoints from before the encoder
                 LatentMatchWeight = o["latent_match_weight"]?.GetValue<double>() ?? 0,
+                // Absent in checkpoints from before the interval layout, which all used argmax.
+                LatentLayout = o["latent_layout"] is JsonNode layout
+                    ? LatentFaceMap.Parse(layout.GetValue<string>()) ?? throw new InvalidDataException($"'latent_layout' is '{layout.GetValue<string>()}'; expected 'argmax' or 'intervals'")
+                    : LatentLayout.Argmax,
                 GridEvery = I("grid_every"),
                 CheckpointEvery = I("checkpoint_every"),
                 LogEvery = I("log_every"),
             };
         }
-        catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException or ArgumentException)
+        catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException or ArgumentException
+                                   || (e is InvalidDataException && !e.Message.StartsWith(source, StringComparison.Ordinal)))
         {
             throw new InvalidDataException($"{source}: the training settings cannot be read ({e.Message}).", e);
         }
