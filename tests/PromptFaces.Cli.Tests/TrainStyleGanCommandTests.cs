@@ -54,6 +54,19 @@ public sealed class TrainStyleGanCommandTests : IDisposable
         Assert.Equal(2, code);
         Assert.Contains("--latent-layout onehot", stderr);
 
+        // The attribute loss: its weight needs a classifier, a classifier needs the weight, and a missing file is named.
+        var other = Path.Combine(_dir, "attr");
+        (code, _, stderr) = Run("train", "stylegan", "--preset", "tiny32", "--out", other, "--steps", "1", "--attribute-weight", "1");
+        Assert.Equal(2, code);
+        Assert.Contains("--attribute-classifier", stderr);
+        var absent = Path.Combine(_dir, "no-such-classifier.safetensors");
+        (code, _, stderr) = Run("train", "stylegan", "--preset", "tiny32", "--out", other, "--steps", "1", "--attribute-weight", "1", "--attribute-classifier", absent);
+        Assert.Equal(2, code);
+        Assert.Contains("no-such-classifier.safetensors", stderr);
+        (code, _, stderr) = Run("train", "stylegan", "--out", output, "--resume", "--steps", "6", "--attribute-classifier", absent);
+        Assert.Equal(2, code);
+        Assert.Contains("--attribute-weight", stderr);
+
         // A second start in the same folder without --resume is a user error, not a crash.
         (code, _, stderr) = Run("train", "stylegan", "--preset", "tiny32", "--out", output, "--steps", "1");
         Assert.Equal(2, code);

@@ -277,6 +277,52 @@ public sealed class StyleGanTrainingTests : IDisposable
     }
 
     [Fact]
+    public void The_attribute_loss_reads_G_through_a_frozen_classifier_is_recorded_without_a_path_and_needs_the_classifier_on_resume()
+    {
+        var classifierPath = Path.Combine(_dir, "classifier.safetensors");
+        using (var untrained = new PromptFaces.Training.Evaluation.AttributeJudge(new PromptFaces.Training.Evaluation.AttributeJudgeConfig { Width = 16 }))
+            untrained.Save(classifierPath);
+        var settings = TinySettings(2) with { AdversarialStartKimg = 1, AttributeWeight = 1 };
+        Assert.Equal(settings, StyleGanTrainingSettings.FromJson(settings.ToJson(), "test"));
+        var missing = Assert.Throws<ArgumentException>(() => StyleGanTrainer.Create(settings, Path.Combine(_dir, "no-classifier")));
+        Assert.Contains("--attribute-classifier", missing.Message);
+
+        var dir = Path.Combine(_dir, "attributes");
+        var steps = new List<StyleGanProgress>();
+        using (var trainer = StyleGanTrainer.Create(settings, dir, attributeClassifier: classifierPath))
+            trainer.Run(new Collect(steps), TestContext.Current.CancellationToken);
+        Assert.Equal(2, steps.Count);
+        Assert.All(steps, p => Assert.True(p.Last.GAttributes > 0 && double.IsFinite(p.Last.GAttributes), $"attribute loss {p.Last.GAttributes}"));
+
+        // Recorded by name and hash, never by a path of the machine that trained it.
+        var checkpoint = Path.Combine(dir, StyleGanTrainer.CheckpointFile);
+        foreach (var file in new[] { checkpoint, Path.Combine(dir, StyleGanTrainer.GeneratorFile) })
+        {
+            var id = Generation.Checkpoints.SafeTensorsFile.Read(file).Metadata["attribute_classifier"];
+            Assert.StartsWith("classifier.safetensors sha256:", id);
+            Assert.DoesNotContain(_dir, id);
+        }
+
+        // The loss changes what G learns: the same run without it ends with other weights.
+        byte[] Weight(string run) => Generation.Checkpoints.SafeTensorsFile.Read(Path.Combine(_dir, run, StyleGanTrainer.CheckpointFile)).Tensors["G.synthesis.b4.conv1.weight"].Data;
+        using (var plain = StyleGanTrainer.Create(settings with { AttributeWeight = 0 }, Path.Combine(_dir, "attributes-off")))
+            plain.Run(cancel: TestContext.Current.CancellationToken);
+        Assert.False(Weight("attributes").AsSpan().SequenceEqual(Weight("attributes-off")), "the attribute loss did not change the update");
+
+        // A resume needs the classifier again; with it, the run continues; a plain run can switch the loss on.
+        Assert.Throws<ArgumentException>(() => StyleGanTrainer.Resume(checkpoint, dir, runControl: TinySettings(3)));
+        using (var resumed = StyleGanTrainer.Resume(checkpoint, dir, runControl: TinySettings(3), attributeClassifier: classifierPath))
+        {
+            Assert.Equal(1, resumed.Settings.AttributeWeight);
+            resumed.Run(cancel: TestContext.Current.CancellationToken);
+            Assert.Equal(3, resumed.Step);
+        }
+        using (var switched = StyleGanTrainer.Resume(Path.Combine(_dir, "attributes-off", StyleGanTrainer.CheckpointFile), Path.Combine(_dir, "attributes-off"),
+                   runControl: TinySettings(3), attributeWeight: 2, attributeClassifier: classifierPath))
+            Assert.Equal(2, switched.Settings.AttributeWeight);
+    }
+
+    [Fact]
     public void Momentum_of_the_supervised_phase_is_stored_and_changes_the_updates()
     {
         var supervised = TinySettings(3) with { AdversarialStartKimg = 1, ReconstructionBeta1 = 0.9 };

@@ -31,6 +31,8 @@ internal static class TrainStyleGanCommand
         var encoder = new Option<double>("--encoder-weight") { Description = "Weight of the encoder path (0: none): an encoder reads each target render and G's synthesis draws it back from that code. Can be switched on when resuming.", DefaultValueFactory = _ => 0 };
         var latentMatch = new Option<double>("--latent-match-weight") { Description = "With --encoder-weight: pull the mapping network's w for z towards the encoder's code of z's render.", DefaultValueFactory = _ => 0 };
         var layout = new Option<string>("--latent-layout") { Description = "How the latent-tying map reads each attribute from z: argmax (one dimension per class) or intervals (one dimension per attribute, cut by the class odds; the mapping network learns it far faster). Fixed for the run.", DefaultValueFactory = _ => "argmax" };
+        var attrWeight = new Option<double>("--attribute-weight") { Description = "Weight of the attribute loss (0: none): a frozen attribute classifier's cross-entropy on G(z) against the attributes z is tied to. Needs --attribute-classifier; can be switched on when resuming.", DefaultValueFactory = _ => 0 };
+        var attrClassifier = new Option<string?>("--attribute-classifier") { Description = "The classifier of --attribute-weight: a checkpoint of 'promptfaces train judge' trained with a seed of its own (never the evaluation's judge). Give it again on every resume of such a run." };
         var adv = new Option<double>("--adv-weight") { Description = "Weight of the adversarial G loss.", DefaultValueFactory = _ => 1.0 };
         var advStart = new Option<double>("--adv-start-kimg") { Description = "Train by reconstruction alone (no discriminator, several times faster) for this many kimg.", DefaultValueFactory = _ => 0 };
         var advRamp = new Option<double>("--adv-ramp-kimg") { Description = "Then raise the adversarial weight linearly from 0 over this many kimg.", DefaultValueFactory = _ => 0 };
@@ -48,7 +50,7 @@ internal static class TrainStyleGanCommand
 
         var command = new Command("stylegan", "Train the small StyleGAN2 on procedurally rendered faces.")
         {
-            data, output, preset, steps, kimg, batch, seed, resume, lr, r1, rec, encoder, latentMatch, layout, adv, advStart, advRamp, noise, recBeta1, mappingLr, dChannelBase, emaKimg, gridEvery, checkpointEvery, logEvery,
+            data, output, preset, steps, kimg, batch, seed, resume, lr, r1, rec, encoder, latentMatch, layout, attrWeight, attrClassifier, adv, advStart, advRamp, noise, recBeta1, mappingLr, dChannelBase, emaKimg, gridEvery, checkpointEvery, logEvery,
             device, libtorch, threads,
         };
         command.SetAction(r =>
@@ -71,6 +73,7 @@ internal static class TrainStyleGanCommand
                 ReconstructionWeight = r.GetValue(rec),
                 EncoderWeight = r.GetValue(encoder),
                 LatentMatchWeight = r.GetValue(latentMatch),
+                AttributeWeight = r.GetValue(attrWeight),
                 LatentLayout = LatentFaceMap.Parse(r.GetValue(layout)) ?? throw new CliException($"--latent-layout {r.GetValue(layout)}: use argmax or intervals."),
                 AdversarialWeight = r.GetValue(adv),
                 AdversarialStartKimg = r.GetValue(advStart),
@@ -98,9 +101,13 @@ internal static class TrainStyleGanCommand
                     keepTotalSteps: r.GetValue(steps) is null && r.GetValue(kimg) is null,
                     learningRate: r.GetResult(lr) is { Implicit: false } ? r.GetValue(lr) : null,
                     encoderWeight: r.GetResult(encoder) is { Implicit: false } ? r.GetValue(encoder) : null,
-                    latentMatchWeight: r.GetResult(latentMatch) is { Implicit: false } ? r.GetValue(latentMatch) : null)
-                : StyleGanTrainer.Create(settings, outDir, dev, reals);
+                    latentMatchWeight: r.GetResult(latentMatch) is { Implicit: false } ? r.GetValue(latentMatch) : null,
+                    attributeWeight: r.GetResult(attrWeight) is { Implicit: false } ? r.GetValue(attrWeight) : null,
+                    attributeClassifier: r.GetValue(attrClassifier))
+                : StyleGanTrainer.Create(settings, outDir, dev, reals, r.GetValue(attrClassifier));
             var s = trainer.Settings;
+            if (r.GetValue(attrClassifier) is not null && s.AttributeWeight == 0)
+                throw new CliException("--attribute-classifier is read only by the attribute loss: give --attribute-weight too.");
             if (r.GetResult(layout) is { Implicit: false } && s.LatentLayout != settings.LatentLayout)
                 throw new CliException($"--latent-layout {r.GetValue(layout)}: {checkpoint} was trained with the {LatentFaceMap.Name(s.LatentLayout)} layout, and a run keeps its layout (its generator has learned it). Leave the option out to resume, or start a new run with another --out.");
             CliRunner.Err.MarkupLineInterpolated(
@@ -149,7 +156,7 @@ internal static class TrainStyleGanCommand
     }
 
     private static string Describe(StyleGanProgress p) => string.Create(CultureInfo.InvariantCulture,
-        $"step {p.Step}/{p.TotalSteps} {p.Kimg:F1} kimg  rec {p.Last.GReconstruction:F3}{(p.Last.GEncoder > 0 ? string.Create(CultureInfo.InvariantCulture, $"  enc {p.Last.GEncoder:F3} match {p.Last.LatentMatch:F3}") : "")}{(double.IsNaN(p.Last.DLoss) ? "  (no discriminator yet)" : string.Create(CultureInfo.InvariantCulture, $"  G {p.Last.GAdversarial:F3} D {p.Last.DLoss:F3}"))}  {p.ImagesPerSecond:F1} img/s");
+        $"step {p.Step}/{p.TotalSteps} {p.Kimg:F1} kimg  rec {p.Last.GReconstruction:F3}{(p.Last.GEncoder > 0 ? string.Create(CultureInfo.InvariantCulture, $"  enc {p.Last.GEncoder:F3} match {p.Last.LatentMatch:F3}") : "")}{(p.Last.GAttributes > 0 ? string.Create(CultureInfo.InvariantCulture, $"  attr {p.Last.GAttributes:F3}") : "")}{(double.IsNaN(p.Last.DLoss) ? "  (no discriminator yet)" : string.Create(CultureInfo.InvariantCulture, $"  G {p.Last.GAdversarial:F3} D {p.Last.DLoss:F3}"))}  {p.ImagesPerSecond:F1} img/s");
 
     /// <summary>Reports on the training thread (Progress&lt;T&gt; would post to the thread pool and reorder lines).</summary>
     private sealed class InlineProgress(Action<StyleGanProgress> report) : IProgress<StyleGanProgress>

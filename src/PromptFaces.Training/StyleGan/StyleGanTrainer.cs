@@ -4,6 +4,7 @@ using PromptFaces.Generation.Devices;
 using PromptFaces.Generation.Optimisation;
 using PromptFaces.Generation.StyleGan2;
 using PromptFaces.Training.Data;
+using PromptFaces.Training.Evaluation;
 using PromptFaces.Training.Faces;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
@@ -17,6 +18,7 @@ public sealed record StyleGanStepStats(
     double GReconstruction,         // latent-tying L1 over three scales (0 when disabled)
     double GEncoder,                // the encoder path's L1 over three scales (0 without the encoder)
     double LatentMatch,             // mean squared distance of mapping(z) to the encoder's code of z's render (0 when off)
+    double GAttributes,             // the attribute classifier's cross-entropy on G(z), summed over attributes (0 when off)
     double DLoss,                   // softplus(D(fake)) + softplus(-D(real))
     double? R1Penalty,              // |∇D(real)|² on R1 steps, before weighting; null on other steps
     double RealLogit,
@@ -58,6 +60,8 @@ public sealed class StyleGanTrainer : IDisposable
     private readonly NamedAdam _optD;
     private readonly RenderEncoder? _encoder;
     private readonly NamedAdam? _optE;
+    private readonly AttributeJudge? _classifier;
+    private readonly string? _classifierId;
     private readonly string _outputDir;
 
     public StyleGanTrainingSettings Settings { get; private set; }
@@ -70,9 +74,11 @@ public sealed class StyleGanTrainer : IDisposable
 
     public long ImagesSeen => (long)Step * Settings.BatchSize;
 
-    private StyleGanTrainer(StyleGanTrainingSettings settings, string outputDir, Device device, FaceDataset? reals)
+    private StyleGanTrainer(StyleGanTrainingSettings settings, string outputDir, Device device, FaceDataset? reals, string? attributeClassifier)
     {
         if (settings.Validate() is string problem) throw new ArgumentException(problem);
+        if (settings.AttributeWeight > 0 && attributeClassifier is null)
+            throw new ArgumentException("The attribute loss (--attribute-weight) needs a trained attribute classifier: give --attribute-classifier (train one with 'promptfaces train judge', with a seed of its own: never the evaluation's judge).");
         if (reals is not null && reals.Size != settings.Generator.Resolution)
             throw new ArgumentException($"The dataset's images are {reals.Size}x{reals.Size} but the generator makes {settings.Generator.Resolution}x{settings.Generator.Resolution}; generate a dataset at the generator's resolution.");
         CpuAllocator.KeepFreedBlocksForReuse();
@@ -81,7 +87,7 @@ public sealed class StyleGanTrainer : IDisposable
         _reals = reals;
         _outputDir = outputDir;
         Directory.CreateDirectory(outputDir);
-        _map = settings.ReconstructionWeight > 0 || settings.EncoderWeight > 0 || reals is null ? new LatentFaceMap(settings.Generator.ZDim, settings.LatentLayout) : null;
+        _map = settings.ReconstructionWeight > 0 || settings.EncoderWeight > 0 || settings.AttributeWeight > 0 || reals is null ? new LatentFaceMap(settings.Generator.ZDim, settings.LatentLayout) : null;
 
         // Initial weights from the seed, built directly on the device; G_ema starts as an exact copy of G.
         random.manual_seed(settings.Seed);
@@ -99,14 +105,28 @@ public sealed class StyleGanTrainer : IDisposable
             _encoder = new RenderEncoder(settings.Generator, device);
             _optE = new NamedAdam(_encoder, settings.GLearningRate, settings.Beta1, settings.Beta2, settings.AdamEps);
         }
+        if (settings.AttributeWeight > 0)
+        {
+            _classifier = AttributeJudge.Load(attributeClassifier!, device).Freeze();
+            _classifierId = ClassifierId(attributeClassifier!);
+        }
+    }
+
+    /// <summary>The classifier's file name and the start of its SHA-256: which weights a run used, without a path.</summary>
+    private static string ClassifierId(string path)
+    {
+        using var stream = File.OpenRead(path);
+        var hash = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(stream));
+        return $"{Path.GetFileName(path)} sha256:{hash[..16]}";
     }
 
     /// <summary>The training-only encoder of the encoder path, or null when <see cref="StyleGanTrainingSettings.EncoderWeight"/> is 0.</summary>
     public RenderEncoder? Encoder => _encoder;
 
     /// <summary>A fresh run writing into <paramref name="outputDir"/>; <paramref name="reals"/> null renders D's reals on the fly.</summary>
-    public static StyleGanTrainer Create(StyleGanTrainingSettings settings, string outputDir, Device? device = null, FaceDataset? reals = null) =>
-        new(settings, outputDir, device ?? CPU, reals);
+    public static StyleGanTrainer Create(StyleGanTrainingSettings settings, string outputDir, Device? device = null, FaceDataset? reals = null,
+        string? attributeClassifier = null) =>
+        new(settings, outputDir, device ?? CPU, reals, attributeClassifier);
 
     /// <summary>
     /// Continues the run saved in <paramref name="checkpointPath"/>. The checkpoint's settings are used; from
@@ -120,7 +140,8 @@ public sealed class StyleGanTrainer : IDisposable
     /// </summary>
     public static StyleGanTrainer Resume(string checkpointPath, string outputDir, Device? device = null, FaceDataset? reals = null,
         StyleGanTrainingSettings? runControl = null, double? adversarialStartKimg = null, double? adversarialRampKimg = null,
-        bool keepTotalSteps = false, double? learningRate = null, double? encoderWeight = null, double? latentMatchWeight = null)
+        bool keepTotalSteps = false, double? learningRate = null, double? encoderWeight = null, double? latentMatchWeight = null,
+        double? attributeWeight = null, string? attributeClassifier = null)
     {
         var checkpoint = TrainingCheckpoint.Read(checkpointPath);
         var settings = StyleGanTrainingSettings.FromJson(checkpoint.Metadata(SettingsKey), checkpointPath);
@@ -134,9 +155,10 @@ public sealed class StyleGanTrainer : IDisposable
             DLearningRate = learningRate ?? settings.DLearningRate,
             EncoderWeight = encoderWeight ?? settings.EncoderWeight,
             LatentMatchWeight = latentMatchWeight ?? settings.LatentMatchWeight,
+            AttributeWeight = attributeWeight ?? settings.AttributeWeight,
         };
         if (settings.Validate() is string problem) throw new ArgumentException(problem);
-        var trainer = new StyleGanTrainer(settings, outputDir, device ?? CPU, reals);
+        var trainer = new StyleGanTrainer(settings, outputDir, device ?? CPU, reals, attributeClassifier);
         try
         {
             checkpoint.LoadModule("G.", trainer.Generator);
@@ -172,16 +194,18 @@ public sealed class StyleGanTrainer : IDisposable
             using var zRng = new TorchSharp.torch.Generator(StepSeed(step, stream: 1), CPU);
             z = randn(new long[] { batch, s.Generator.ZDim }, generator: zRng).data<float>().ToArray();   // (B, z_dim)
         }
-        var targetBytes = _map is null ? null : Render(_map.Attributes(z));
+        var attributes = _map?.Attributes(z);
+        var targetBytes = attributes is null ? null : Render(attributes);
+        var labels = _classifier is null ? null : attributes!.SelectMany(a => a.ToLabels().Select(l => (long)l)).ToArray();
         var dataIndices = _reals is null ? null : DatasetIndices(step, batch);
-        return GcQuiet.Run(() => TrainStepTensors(z, targetBytes, dataIndices));
+        return GcQuiet.Run(() => TrainStepTensors(z, targetBytes, labels, dataIndices));
     }
 
     /// <summary>
     /// The tensor work of a step. It runs with the garbage collector paused (<see cref="GcQuiet"/>): TorchSharp leaves
     /// the Scalars behind every double argument to finalizers, which could otherwise free one while an op still reads it.
     /// </summary>
-    private StyleGanStepStats TrainStepTensors(float[] zValues, byte[]? targetBytes, int[]? dataIndices)
+    private StyleGanStepStats TrainStepTensors(float[] zValues, byte[]? targetBytes, long[]? labelValues, int[]? dataIndices)
     {
         var s = Settings;
         int batch = s.BatchSize, step = Step;
@@ -198,6 +222,17 @@ public sealed class StyleGanTrainer : IDisposable
         var gAdv = adversarialWeight == 0 ? zeros(1, device: _device).squeeze() : F.softplus(-Discriminator.Forward(fake)).mean();
         var gRec = targets is null || s.ReconstructionWeight == 0 ? zeros(1, device: _device).squeeze() : ReconstructionLoss(fake, targets);
         var gLoss = gAdv * adversarialWeight + gRec * s.ReconstructionWeight;
+
+        // The attribute loss: the frozen classifier's cross-entropy against z's tied attributes; only G gets gradients.
+        Tensor? gAttr = null;
+        if (_classifier is not null && labelValues is not null)
+        {
+            var labels = tensor(labelValues, new long[] { batch, FaceAttributes.Schema.Count }).to(_device);   // (B, A)
+            var logits = _classifier.SplitLogits(_classifier.forward(fake));
+            gAttr = zeros(1, device: _device).squeeze();
+            for (int a = 0; a < logits.Length; a++) gAttr = gAttr + F.cross_entropy(logits[a], labels.select(1, a));
+            gLoss = gLoss + gAttr * s.AttributeWeight;
+        }
 
         // The encoder path: the synthesis network draws each target back from the encoder's code of it, and the
         // mapping network is pulled towards that code (held fixed there, so the codes answer only to the drawing).
@@ -250,7 +285,7 @@ public sealed class StyleGanTrainer : IDisposable
 
         UpdateEma();
         Step++;
-        return new StyleGanStepStats(Step, gAdv.item<float>(), gRec.item<float>(), gEnc?.item<float>() ?? 0, wMatch?.item<float>() ?? 0, dLoss?.item<float>() ?? double.NaN, r1?.item<float>(),
+        return new StyleGanStepStats(Step, gAdv.item<float>(), gRec.item<float>(), gEnc?.item<float>() ?? 0, wMatch?.item<float>() ?? 0, gAttr?.item<float>() ?? 0, dLoss?.item<float>() ?? double.NaN, r1?.item<float>(),
             dReal?.mean().item<float>() ?? double.NaN, dFake?.mean().item<float>() ?? double.NaN);
     }
 
@@ -322,6 +357,7 @@ public sealed class StyleGanTrainer : IDisposable
             ["rng"] = "every random draw of step s derives from (seed, s); no other random state exists",
         };
         if (_optE is not null) metadata["opt_E_steps"] = _optE.StepCount.ToString();
+        if (_classifierId is not null) metadata["attribute_classifier"] = _classifierId;
         TrainingCheckpoint.Write(path, tensors, metadata);
     }
 
@@ -329,7 +365,7 @@ public sealed class StyleGanTrainer : IDisposable
     public void ExportGenerator(string path)
     {
         var tmp = path + ".tmp";
-        StyleGan2Checkpoint.Save(GeneratorEma, tmp, new Dictionary<string, string>
+        var metadata = new Dictionary<string, string>
         {
             ["training_step"] = Step.ToString(),
             ["training_kimg"] = (ImagesSeen / 1000.0).ToString("F1"),
@@ -340,7 +376,13 @@ public sealed class StyleGanTrainer : IDisposable
                 : Settings.ReconstructionWeight > 0
                 ? "StyleGAN2 (non-saturating logistic, lazy R1, G_ema, resnet D) + latent-tying L1 to procedural renders"
                 : "StyleGAN2 (non-saturating logistic, lazy R1, G_ema, resnet D)",
-        });
+        };
+        if (_classifierId is not null)
+        {
+            metadata["training_objective"] += " + attribute cross-entropy of G(z) under a frozen classifier trained on renders (not the evaluation's judge)";
+            metadata["attribute_classifier"] = _classifierId;
+        }
+        StyleGan2Checkpoint.Save(GeneratorEma, tmp, metadata);
         File.Move(tmp, path, overwrite: true);
     }
 
@@ -479,6 +521,7 @@ public sealed class StyleGanTrainer : IDisposable
             ["g_rec"] = N(window.Average(w => w.GReconstruction), 5),
             ["g_enc"] = N(window.Average(w => w.GEncoder), 5),
             ["w_match"] = N(window.Average(w => w.LatentMatch), 5),
+            ["g_attr"] = N(window.Average(w => w.GAttributes), 5),
             ["d_loss"] = N(window.Average(w => w.DLoss), 5),   // NaN (as a string) while D is not yet training
             ["r1"] = r1.Count == 0 ? null : N(r1.Average(), 5),
             ["real_logit"] = N(window.Average(w => w.RealLogit), 4),
@@ -495,6 +538,7 @@ public sealed class StyleGanTrainer : IDisposable
         _optD.Dispose();
         _optE?.Dispose();
         _encoder?.Dispose();
+        _classifier?.Dispose();
         Generator.Dispose();
         GeneratorEma.Dispose();
         Discriminator.Dispose();

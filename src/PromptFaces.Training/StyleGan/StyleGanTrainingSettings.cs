@@ -63,6 +63,14 @@ public sealed record StyleGanTrainingSettings
     /// </summary>
     public double LatentMatchWeight { get; init; }
 
+    /// <summary>
+    /// Weight of the attribute loss (0: none): a separately trained, frozen attribute classifier reads G(z), and its
+    /// cross-entropy against the attributes z is tied to is added to G's loss. The L1 term weighs every pixel alike, so
+    /// cues of a few pixels (eye colour, lashes and lipstick, the mouth) earn it little; this term asks for them by name.
+    /// The classifier is given to the trainer; never the evaluation's judge.
+    /// </summary>
+    public double AttributeWeight { get; init; }
+
     /// <summary>How the latent-tying map reads each attribute's class from z (see <see cref="StyleGan.LatentLayout"/>).</summary>
     public LatentLayout LatentLayout { get; init; } = LatentLayout.Argmax;
 
@@ -103,11 +111,11 @@ public sealed record StyleGanTrainingSettings
         if (Beta1 is < 0 or >= 1 || ReconstructionBeta1 is < 0 or >= 1 || Beta2 is < 0 or >= 1) return "Adam's betas must lie in [0, 1).";
         if (R1Interval < 1) return $"The R1 interval {R1Interval} must be at least 1.";
         if (GridEvery < 0 || CheckpointEvery < 0 || LogEvery < 1) return "Grid, checkpoint and log intervals must not be negative (log at least 1).";
-        if (ReconstructionWeight < 0 || AdversarialWeight < 0 || AdversarialRampKimg < 0 || AdversarialStartKimg < 0 || EncoderWeight < 0 || LatentMatchWeight < 0)
+        if (ReconstructionWeight < 0 || AdversarialWeight < 0 || AdversarialRampKimg < 0 || AdversarialStartKimg < 0 || EncoderWeight < 0 || LatentMatchWeight < 0 || AttributeWeight < 0)
             return "Loss weights and the adversarial start and ramp must not be negative.";
         if (LatentMatchWeight > 0 && EncoderWeight == 0) return "--latent-match-weight needs the encoder: give --encoder-weight too.";
         // Both the reconstruction loss and the encoder path read the renders tied to z.
-        if ((ReconstructionWeight > 0 || EncoderWeight > 0) && Generator.ZDim < LatentFaceMap.RequiredZDim)
+        if ((ReconstructionWeight > 0 || EncoderWeight > 0 || AttributeWeight > 0) && Generator.ZDim < LatentFaceMap.RequiredZDim)
             return $"Latent tying needs z_dim >= {LatentFaceMap.RequiredZDim}; the generator has {Generator.ZDim}.";
         if (Generator.Resolution < 8) return "The generator's resolution must be at least 8 for the discriminator.";
         if (DChannelBase is <= 0 || DChannelMax is <= 0) return "The discriminator's channel base and maximum must be positive.";
@@ -152,6 +160,7 @@ public sealed record StyleGanTrainingSettings
             ["encoder_weight"] = EncoderWeight,
             ["latent_match_weight"] = LatentMatchWeight,
             ["latent_layout"] = LatentFaceMap.Name(LatentLayout),
+            ["attribute_weight"] = AttributeWeight,
             ["grid_every"] = GridEvery,
             ["checkpoint_every"] = CheckpointEvery,
             ["log_every"] = LogEvery,
@@ -192,6 +201,7 @@ public sealed record StyleGanTrainingSettings
                 ReconstructionWeight = D("reconstruction_weight"),
                 EncoderWeight = o["encoder_weight"]?.GetValue<double>() ?? 0,            // absent in checkpoints from before the encoder
                 LatentMatchWeight = o["latent_match_weight"]?.GetValue<double>() ?? 0,
+                AttributeWeight = o["attribute_weight"]?.GetValue<double>() ?? 0,
                 // Absent in checkpoints from before the interval layout, which all used argmax.
                 LatentLayout = o["latent_layout"] is JsonNode layout
                     ? LatentFaceMap.Parse(layout.GetValue<string>()) ?? throw new InvalidDataException($"'latent_layout' is '{layout.GetValue<string>()}'; expected 'argmax' or 'intervals'")
