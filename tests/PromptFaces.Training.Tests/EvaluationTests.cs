@@ -284,6 +284,27 @@ public sealed class EvaluationTests : IDisposable
     }
 
     [Fact]
+    public void CLIPs_reading_is_its_zero_shot_class_for_every_attribute()
+    {
+        using var models = TinyRandomModels();
+        using var judge = new AttributeJudge(TinyJudge);
+        var evaluator = new Evaluator(models, judge);
+        using var faces = evaluator.StartImages([3, 4, 5]);
+        var readings = evaluator.ClipReadAll([faces.narrow(0, 0, 1), faces.narrow(0, 1, 2)]);
+        Assert.Equal(3, readings.Count);
+        using var scope = NewDisposeScope();
+        var pixels = faces.shape[2] == models.ClipImageSize ? faces
+            : nn.functional.interpolate(faces, [models.ClipImageSize, models.ClipImageSize], mode: InterpolationMode.Bilinear, align_corners: false);
+        var features = PromptFaces.Training.Clip.ZeroShotEvaluator.EncodeImages(models.Clip, pixels);
+        for (int a = 0; a < FaceAttributes.Schema.Count; a++)
+        {
+            var captions = PromptFaces.Training.Clip.ZeroShotEvaluator.EncodeTexts(models.Clip, models.Tokenizer, PromptFaces.Training.Clip.ZeroShotEvaluator.Prompts[a].Prompts);
+            var expected = features.matmul(captions.t()).argmax(1).data<long>().ToArray();
+            Assert.Equal(expected.Select(e => (int)e), readings.Select(r => r[a]));
+        }
+    }
+
+    [Fact]
     public void Evaluation_runs_end_to_end_on_a_small_subset()
     {
         using var models = TinyRandomModels();
@@ -291,9 +312,9 @@ public sealed class EvaluationTests : IDisposable
         using var judge = trained.Judge;
         var options = new EvaluationOptions
         {
-            SeedsPerPrompt = 2,
+            SeedsPerPrompt = 3,
             PromptLimit = 2,
-            BatchSize = 3,                    // 4 jobs: a full batch, then one joining as the others run
+            BatchSize = 4,                    // 6 jobs: a full batch, then two joining as the others run
             RealismSamples = 16,
             JudgeFaces = 16,
             DiversityReferencePairs = 8,
@@ -301,34 +322,58 @@ public sealed class EvaluationTests : IDisposable
         };
         var phases = new List<string>();
         int grids = 0;
-        var report = new Evaluator(models, judge, options).Run(CommittedPrompts(), "tiny-judge", p => phases.Add(p.Phase),
+        var evaluator = new Evaluator(models, judge, options);
+        var report = evaluator.Run(CommittedPrompts(), "tiny-judge", p => phases.Add(p.Phase),
             (starts, finals) =>
             {
                 grids++;
                 Assert.Equal(2, starts.Count);
-                Assert.Equal([2L, 3, 32, 32], finals[0].shape);
+                Assert.Equal([3L, 3, 32, 32], finals[0].shape);
             }, TestContext.Current.CancellationToken);
 
         Assert.Equal(1, grids);
         Assert.Contains(phases, p => p.StartsWith("prompts", StringComparison.Ordinal));
         var p = report.Prompts;
         Assert.Equal(2, p.PromptCount);
-        Assert.Equal(4, p.Jobs);
-        Assert.Equal(p.PerPrompt.Sum(r => r.Stated.Count * 2), p.AttributeChecks);
+        Assert.Equal(6, p.Jobs);
+        Assert.Equal(p.PerPrompt.Sum(r => r.Stated.Count * 3), p.AttributeChecks);
         Assert.All(new[] { p.BaselineAccuracy, p.OptimisedAccuracy, p.BaselineAllStated, p.OptimisedAllStated }, v => Assert.InRange(v, 0, 1));
-        Assert.Equal([0L, 1L], p.PerPrompt[0].Seeds);
+        Assert.Equal([0L, 1L, 2L], p.PerPrompt[0].Seeds);
         Assert.Equal(EvaluationOptions.SeedFor(CommittedPrompts().Subset(2)[1].Index, 0), p.PerPrompt[1].Seeds[0]);
         Assert.Equal(FaceAttributes.Schema.Count, report.Judge.Accuracy.Count);
         Assert.NotNull(report.Realism);
         Assert.True(report.Realism.GeneratorPsi1 >= 0 && double.IsFinite(report.Realism.GeneratorPsi1));
         Assert.True(report.Realism.BlurredRenders >= 0 && double.IsFinite(report.Realism.BlurredRenders));
         Assert.NotNull(report.Diversity);
-        Assert.Equal(2, report.Diversity.Pairs);
+        Assert.Equal(6, report.Diversity.Pairs);
         Assert.True(report.Diversity.PixelDifferenceRenders > 0);
+
+        // CLIP's reading of the starting faces, recomputed here by zero-shot classification, gives the reported baseline.
+        var clip = p.ClipReading!;
+        var chosen = CommittedPrompts().Subset(2);
+        int clipHits = 0;
+        for (int i = 0; i < chosen.Count; i++)
+        {
+            using var scope = NewDisposeScope();
+            var starts = evaluator.StartImages(p.PerPrompt[i].Seeds.ToArray());
+            if (starts.shape[2] != models.ClipImageSize)
+                starts = nn.functional.interpolate(starts, [models.ClipImageSize, models.ClipImageSize], mode: InterpolationMode.Bilinear, align_corners: false);
+            var features = PromptFaces.Training.Clip.ZeroShotEvaluator.EncodeImages(models.Clip, starts);
+            foreach (var (a, c) in chosen[i].Prompt.Stated)
+            {
+                var captions = PromptFaces.Training.Clip.ZeroShotEvaluator.EncodeTexts(models.Clip, models.Tokenizer, PromptFaces.Training.Clip.ZeroShotEvaluator.Prompts[a].Prompts);
+                clipHits += features.matmul(captions.t()).argmax(1).data<long>().ToArray().Count(k => k == c);
+            }
+        }
+        Assert.Equal(Math.Round((double)clipHits / p.AttributeChecks, 5), clip.BaselineAccuracy);
+        Assert.InRange(clip.OptimisedClipOnly, 0, clip.OptimisedAccuracy);
+        Assert.InRange(clip.OptimisedAgreementWithJudge, 0, 1);
+        Assert.Equal(p.AttributeChecks, clip.PerAttribute.Values.Sum(a => a.Checks));
 
         using var json = JsonDocument.Parse(report.ToJson());
         var root = json.RootElement;
         Assert.Equal(2, root.GetProperty("prompts").GetProperty("prompt_count").GetInt32());
+        Assert.Equal(clip.OptimisedAccuracy, root.GetProperty("prompts").GetProperty("clip_reading").GetProperty("optimised_accuracy").GetDouble());
         Assert.True(root.GetProperty("prompts").GetProperty("optimised_accuracy").GetDouble() >= 0);
         Assert.True(root.GetProperty("realism").GetProperty("blurred_renders").GetDouble() >= 0);
         Assert.Equal("tiny-random-generator", root.GetProperty("models").GetProperty("generator").GetString());

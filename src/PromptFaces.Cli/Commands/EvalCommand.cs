@@ -159,6 +159,8 @@ internal static class EvalCommand
         foreach (var (name, a) in p.PerAttribute)
             sb.AppendLine(inv, $"  {name,-22} {Pct(a.Baseline),8} {Pct(a.Optimised),10}   ({a.Checks} checks)");
         sb.AppendLine(inv, $"  CLIP similarity {p.MeanSimilarityStart:F3} -> {p.MeanSimilarityEnd:F3}; {p.SecondsPerEngineStep:F2} s per engine step of up to {p.BatchSize} jobs");
+        if (p.ClipReading is { } c)
+            sb.AppendLine(inv, $"  read by CLIP's zero-shot captions instead: {Pct(c.BaselineAccuracy)} -> {Pct(c.OptimisedAccuracy)}; CLIP and the judge agree on {Pct(c.OptimisedAgreementWithJudge)} of the optimised checks, and {Pct(c.OptimisedClipOnly)} are stated by CLIP's reading only");
         sb.AppendLine();
 
         if (report.Realism is { } q)

@@ -82,7 +82,24 @@ public sealed record PromptFigures(
     int BatchSize,
     double Goal,
     bool MeetsGoal,
-    IReadOnlyList<PromptResult> PerPrompt);
+    IReadOnlyList<PromptResult> PerPrompt)
+{
+    /// <summary>The same checks read by CLIP's zero-shot classification instead of the judge.</summary>
+    public ClipReadingFigures? ClipReading { get; init; }
+}
+
+/// <summary>
+/// The stated attributes read by CLIP itself: each face is scored against one caption per class of the attribute
+/// (<c>ZeroShotEvaluator.Prompts</c>) and the best caption is CLIP's reading. It separates the two ways a prompt can
+/// fail: CLIP not yet seeing the attribute (the optimiser fell short), or CLIP seeing it where the judge does not (CLIP
+/// was satisfied by something else: its blind spots, or pixels that fool it).
+/// </summary>
+public sealed record ClipReadingFigures(
+    double BaselineAccuracy,                               // share of checks where CLIP reads the stated class on the starting face
+    double OptimisedAccuracy,                              // ... on the optimised face
+    double OptimisedAgreementWithJudge,                    // share of checks on optimised faces where CLIP and the judge read the same class
+    double OptimisedClipOnly,                              // share of checks on optimised faces that CLIP reads as stated and the judge does not
+    IReadOnlyDictionary<string, AttributeAccuracy> PerAttribute);
 
 /// <summary>
 /// Fréchet distances in the judge's feature space against renders: the generator's samples, next to a trivial

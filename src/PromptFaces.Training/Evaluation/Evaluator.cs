@@ -2,6 +2,7 @@ using System.Diagnostics;
 using PromptFaces.Generation.Devices;
 using PromptFaces.Generation.Optimisation;
 using PromptFaces.Generation.StyleGan2;
+using PromptFaces.Training.Clip;
 using PromptFaces.Training.Data;
 using PromptFaces.Training.Faces;
 using TorchSharp;
@@ -182,6 +183,8 @@ public sealed class Evaluator
         }
         var judgedStart = JudgeAll(startImages);
         var judgedFinal = JudgeAll(finalImages);
+        var clipStart = ClipReadAll(startImages);
+        var clipFinal = ClipReadAll(finalImages);
 
         // Tally the stated attributes, overall, per attribute and by how many a prompt states.
         int attributes = FaceAttributes.Schema.Count;
@@ -190,6 +193,9 @@ public sealed class Evaluator
         var finalHits = new int[attributes];
         var byCount = new Dictionary<int, (int Checks, int Base, int Final)>();
         int allBase = 0, allFinal = 0;
+        var clipBaseHits = new int[attributes];
+        var clipFinalHits = new int[attributes];
+        int clipAgree = 0, clipOnly = 0;
         var perPrompt = new List<PromptResult>();
         for (int p = 0; p < chosen.Count; p++)
         {
@@ -212,6 +218,9 @@ public sealed class Evaluator
                     checks[a]++; pChecks++;
                     if (b) { baseHits[a]++; pBase++; } else everyBase = false;
                     if (f) { finalHits[a]++; pFinal++; } else everyFinal = false;
+                    if (clipStart[j][a] == c) clipBaseHits[a]++;
+                    if (clipFinal[j][a] == c) { clipFinalHits[a]++; if (!f) clipOnly++; }
+                    if (clipFinal[j][a] == judgedFinal[j][a]) clipAgree++;
                 }
                 if (everyBase) allBase++;
                 if (everyFinal) allFinal++;
@@ -239,7 +248,14 @@ public sealed class Evaluator
             perAttribute,
             byCount.OrderBy(kv => kv.Key).ToDictionary(kv => kv.Key, kv => new AttributeAccuracy(kv.Value.Checks, Round((double)kv.Value.Base / kv.Value.Checks), Round((double)kv.Value.Final / kv.Value.Checks))),
             Round(outcomes.Values.Average(o => o.SimilarityStart)), Round(outcomes.Values.Average(o => o.SimilarityEnd)),
-            Math.Round(secondsPerStep, 3), _options.BatchSize, PromptGoal, optimised >= PromptGoal, perPrompt);
+            Math.Round(secondsPerStep, 3), _options.BatchSize, PromptGoal, optimised >= PromptGoal, perPrompt)
+        {
+            ClipReading = new ClipReadingFigures(
+                Round((double)clipBaseHits.Sum() / allChecks), Round((double)clipFinalHits.Sum() / allChecks),
+                Round((double)clipAgree / allChecks), Round((double)clipOnly / allChecks),
+                Enumerable.Range(0, attributes).Where(a => checks[a] > 0).ToDictionary(a => FaceAttributes.Schema[a].Name,
+                    a => new AttributeAccuracy(checks[a], Round((double)clipBaseHits[a] / checks[a]), Round((double)clipFinalHits[a] / checks[a])))),
+        };
 
         var starts = new List<Tensor>();
         var finals = new List<Tensor>();
@@ -283,6 +299,27 @@ public sealed class Evaluator
             var values = predicted.data<int>().ToArray();
             int a = FaceAttributes.Schema.Count;
             for (int i = 0; i < predicted.shape[0]; i++) result.Add(values.AsSpan(i * a, a).ToArray());
+        }
+        return result;
+    }
+
+    /// <summary>CLIP's zero-shot class for every attribute of each image (see <see cref="ClipReadingFigures"/>), in schema order.</summary>
+    internal List<int[]> ClipReadAll(IReadOnlyList<Tensor> images)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var captions = ZeroShotEvaluator.Prompts.Select(p => ZeroShotEvaluator.EncodeTexts(_models.Clip, _models.Tokenizer, p.Prompts)).ToArray();
+        int size = _models.ClipImageSize, attributes = captions.Length;
+        var result = new List<int[]>(images.Count);
+        for (int start = 0; start < images.Count; start += 64)
+        {
+            using var batchScope = NewDisposeScope();
+            var batch = cat(images.Skip(start).Take(64).ToArray(), 0).to(_models.Device);
+            if (batch.shape[2] != size)   // as the optimiser's whole-image view sees the face
+                batch = F.interpolate(batch, new long[] { size, size }, mode: InterpolationMode.Bilinear, align_corners: false);
+            var features = ZeroShotEvaluator.EncodeImages(_models.Clip, batch);                // (B, D)
+            var readings = captions.Select(t => features.matmul(t.t()).argmax(1).cpu().data<long>().ToArray()).ToArray();
+            for (int i = 0; i < batch.shape[0]; i++) result.Add(Enumerable.Range(0, attributes).Select(a => (int)readings[a][i]).ToArray());
         }
         return result;
     }
