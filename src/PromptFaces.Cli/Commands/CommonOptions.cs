@@ -42,6 +42,18 @@ internal static class CommonOptions
         DefaultValueFactory = _ => new OptimisationSettings().TruncationPsi,
     };
 
+    public static Option<double> CutoutScale() => new("--cutout-scale")
+    {
+        Description = "Smallest side of an augmented view, as a fraction of the image (views are random crops between this and the whole image).",
+        DefaultValueFactory = _ => new OptimisationSettings().CutoutMinScale,
+    };
+
+    public static Option<double> CutoutNoise() => new("--cutout-noise")
+    {
+        Description = "Standard deviation of Gaussian pixel noise added to every augmented view but the first (pixels in [-1, 1]; 0: none).",
+        DefaultValueFactory = _ => new OptimisationSettings().CutoutNoise,
+    };
+
     public static Option<double> Pull() => new("--pull")
     {
         Description = "Weight of the L2 pull towards the starting latent (0: none); keeps the face closer to where it began.",

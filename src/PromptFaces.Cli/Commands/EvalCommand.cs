@@ -32,6 +32,8 @@ internal static class EvalCommand
         var starts = CommonOptions.Starts();
         var psi = CommonOptions.Psi();
         var pull = CommonOptions.Pull();
+        var cutoutScale = CommonOptions.CutoutScale();
+        var cutoutNoise = CommonOptions.CutoutNoise();
         var steps = new Option<int>("--steps") { Description = "Optimisation steps per job (the default optimisation otherwise).", DefaultValueFactory = _ => 100 };
         var samples = new Option<int>("--samples") { Description = "Generator samples and renders for the Fréchet distances (0 skips realism).", DefaultValueFactory = _ => 1000 };
         var judgeFaces = new Option<int>("--judge-faces") { Description = "Fresh renders for the judge's held-out accuracy.", DefaultValueFactory = _ => 2000 };
@@ -45,7 +47,7 @@ internal static class EvalCommand
 
         var command = new Command("eval", "Judged evaluation: prompt accuracy (optimised vs starting faces), judge accuracy, realism and diversity.")
         {
-            generator, clip, judge, prompts, limit, seeds, steps, lr, cutouts, space, starts, psi, pull, samples, judgeFaces, batch, grid, writeExclusions, json, device, libtorch, threads,
+            generator, clip, judge, prompts, limit, seeds, steps, lr, cutouts, space, starts, psi, pull, cutoutScale, cutoutNoise, samples, judgeFaces, batch, grid, writeExclusions, json, device, libtorch, threads,
         };
         command.SetAction(r =>
         {
@@ -73,6 +75,8 @@ internal static class EvalCommand
                     Starts = r.GetValue(starts),
                     TruncationPsi = r.GetValue(psi),
                     LatentPullWeight = r.GetValue(pull),
+                    CutoutMinScale = r.GetValue(cutoutScale),
+                    CutoutNoise = r.GetValue(cutoutNoise),
                     PreviewSize = 0,
                 },
             };

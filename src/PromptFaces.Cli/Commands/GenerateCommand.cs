@@ -24,6 +24,8 @@ internal static class GenerateCommand
         var starts = CommonOptions.Starts();
         var psi = CommonOptions.Psi();
         var pull = CommonOptions.Pull();
+        var cutoutScale = CommonOptions.CutoutScale();
+        var cutoutNoise = CommonOptions.CutoutNoise();
         var lr = new Option<double>("--lr") { Description = "Peak learning rate.", DefaultValueFactory = _ => new OptimisationSettings().LearningRate };
         var cutouts = new Option<int>("--cutouts") { Description = "Augmented views CLIP scores per step.", DefaultValueFactory = _ => new OptimisationSettings().Cutouts };
         var space = CommonOptions.Space();
@@ -41,7 +43,7 @@ internal static class GenerateCommand
 
         var command = new Command("generate", "Optimise a face for a prompt and save it as PNG.")
         {
-            prompt, negative, seed, steps, starts, psi, pull, lr, cutouts, space, patience, output, startOut, gif, gifEvery, generator, clip, json, device, libtorch, threads,
+            prompt, negative, seed, steps, starts, psi, pull, cutoutScale, cutoutNoise, lr, cutouts, space, patience, output, startOut, gif, gifEvery, generator, clip, json, device, libtorch, threads,
         };
         command.SetAction(r =>
         {
@@ -61,6 +63,8 @@ internal static class GenerateCommand
                 Cutouts = r.GetValue(cutouts),
                 Space = CommonOptions.ParseSpace(r.GetValue(space)),
                 LatentPullWeight = r.GetValue(pull),
+                CutoutMinScale = r.GetValue(cutoutScale),
+                CutoutNoise = r.GetValue(cutoutNoise),
                 Patience = r.GetValue(patience),
                 PreviewSize = 0,
             };

@@ -132,7 +132,10 @@ public sealed class CoBatchedOptimiser : IDisposable
             var job = jobs[j];
             var thetas = tensor(Cutouts.DrawThetas(job.Rng, job.Settings.Cutouts, job.Settings.CutoutMinScale), device: _models.Device)
                 .reshape(job.Settings.Cutouts, 2, 3);
-            views.Add(Cutouts.Sample(images.narrow(0, j, 1), thetas, job.Settings.Cutouts, size));  // (K_j, 3, S, S)
+            var jobViews = Cutouts.Sample(images.narrow(0, j, 1), thetas, job.Settings.Cutouts, size);  // (K_j, 3, S, S)
+            if (job.Settings.CutoutNoise > 0 && job.Settings.Cutouts > 1)
+                jobViews = Cutouts.AddNoise(jobViews, job.Rng, job.Settings.CutoutNoise);
+            views.Add(jobViews);
         }
         var allFeatures = F.normalize(_models.Clip.EncodeImage(ClipGuidance.Normalise(cat(views.ToArray(), 0))), dim: -1); // (ΣK, D)
 

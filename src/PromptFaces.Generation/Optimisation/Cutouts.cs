@@ -32,6 +32,20 @@ public static class Cutouts
         return theta;
     }
 
+    /// <summary>
+    /// <paramref name="views"/> (K, 3, S, S) with Gaussian noise of standard deviation <paramref name="std"/> added to
+    /// every view but the first (the whole image, on which similarity is reported). Noise makes pixel-level patterns
+    /// that fool CLIP worth less than the features it reads through noise. Drawn from a generator seeded by the job's
+    /// stream, so a job's run stays reproducible and independent of what it is batched with.
+    /// </summary>
+    public static Tensor AddNoise(Tensor views, SplitMix64 rng, double std)
+    {
+        using var generator = new Generator(rng.NextUInt64());
+        var noise = randn(views.shape, generator: generator).to(views.device).mul_(std);   // drawn on the CPU: the same on every device
+        noise.narrow(0, 0, 1).zero_();
+        return views + noise;
+    }
+
     /// <param name="images">(B, 3, R, R)</param>
     /// <param name="thetas">(B·K, 2, 3), the views of image b at rows b·K … b·K + K − 1</param>
     /// <returns>(B·K, 3, size, size)</returns>

@@ -76,6 +76,37 @@ public sealed class OptimiserTests : IDisposable
     }
 
     [Fact]
+    public void Cutout_noise_spares_the_first_view_is_reproducible_and_changes_the_run()
+    {
+        // The noise itself: view 0 untouched, the others noisy with the asked spread, the same for the same stream.
+        using var views = zeros(4, 3, 32, 32);
+        using var noisy = Cutouts.AddNoise(views, new SplitMix64(9), 0.2);
+        using var again = Cutouts.AddNoise(views, new SplitMix64(9), 0.2);
+        Assert.Equal(0, noisy[0].abs().max().item<float>());
+        Assert.InRange(noisy.narrow(0, 1, 3).std().item<float>(), 0.19, 0.21);
+        Assert.True(noisy.equal(again));
+
+        // In the optimiser: a job with noise repeats exactly, alone or batched with a noiseless one, and differs from the
+        // same job without noise.
+        var models = Models();
+        var settings = Settings("blue eyes", 11, steps: 6) with { CutoutNoise = 0.1 };
+        Assert.Null(settings.Validate());
+        Assert.NotNull((settings with { CutoutNoise = -0.1 }).Validate());
+        JobOutcome Run(OptimisationSettings s, bool withOther)
+        {
+            using var engine = new CoBatchedOptimiser(models);
+            if (withOther) engine.Enqueue(new OptimisationRequest("other", Settings("a smiling face", 3, steps: 6)));
+            engine.Enqueue(new OptimisationRequest("x", s));
+            return engine.RunToCompletion().Single(o => o.JobId == "x");
+        }
+        var first = Run(settings, withOther: false);
+        var batched = Run(settings, withOther: true);
+        var plain = Run(settings with { CutoutNoise = 0 }, withOther: false);
+        Assert.True((first.Image! - batched.Image!).abs().max().item<float>() < 1e-3, "the noisy job depends on its batch");
+        Assert.True((first.Image! - plain.Image!).abs().max().item<float>() > 1e-3, "the noise did not change the run");
+    }
+
+    [Fact]
     public void Cancellation_stops_the_job_at_the_next_step_boundary_and_others_continue()
     {
         var models = Models();
