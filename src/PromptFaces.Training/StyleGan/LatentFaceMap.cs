@@ -102,7 +102,7 @@ public sealed class LatentFaceMap
         foreach (var v in z) meanSquare += v * v;
         var scale = 1 / MathF.Sqrt(meanSquare / z.Length + 1e-8f);
 
-        var gender = (Gender)Uniform(z, 0);
+        var gender = (Gender)Class(z, 0, scale, null, UniformOffsets[0]);
         bool man = gender == Gender.Man;
         var g = new double[GeometryFields.Count];
         for (int k = 0; k < g.Length; k++) g[k] = NormalCdf(z[CategoricalDims + k] * scale);
@@ -112,59 +112,50 @@ public sealed class LatentFaceMap
             HeadY = g[6], Tilt = g[7], HairShade = g[8], SkinShade = g[9], BackgroundShade = g[10], MouthWidth = g[11],
         };
         var styleSlice = z.Slice(CategoricalDims + GeometryFields.Count, RendererStyles.Dimensions);
-        if (Layout == LatentLayout.Intervals)
-        {
-            man = Interval(z, 0, scale, null) == 1;
-            return new FaceAttributes
-            {
-                Gender = man ? Gender.Man : Gender.Woman,
-                HairColour = (HairColour)Interval(z, 1, scale, null),
-                HairStyle = (HairStyle)Interval(z, 2, scale, man ? ManHair : WomanHair),
-                EyeColour = (EyeColour)Interval(z, 3, scale, null),
-                SkinTone = (SkinTone)Interval(z, 4, scale, null),
-                Expression = (Expression)Interval(z, 5, scale, null),
-                Glasses = (Glasses)Interval(z, 6, scale, GlassesOdds),
-                FacialHair = man ? (FacialHair)Interval(z, 7, scale, ManFacialHair) : FacialHair.None,
-                Background = (Background)Interval(z, 8, scale, null),
-                Geometry = RendererStyles.WithStyles(geometry, RendererStyles.FromLatentIntervals(styleSlice, scale)),
-            };
-        }
-        var styles = RendererStyles.FromLatent(styleSlice);
+        var styles = Layout == LatentLayout.Intervals ? RendererStyles.FromLatentIntervals(styleSlice, scale) : RendererStyles.FromLatent(styleSlice);
         return new FaceAttributes
         {
             Gender = gender,
-            HairColour = (HairColour)Uniform(z, 1),
-            HairStyle = (HairStyle)Pick(z, 2, man ? ManHairOffsets : WomanHairOffsets),
-            EyeColour = (EyeColour)Uniform(z, 3),
-            SkinTone = (SkinTone)Uniform(z, 4),
-            Expression = (Expression)Uniform(z, 5),
-            Glasses = (Glasses)Pick(z, 6, GlassesOffsets),
-            FacialHair = man ? (FacialHair)Pick(z, 7, ManFacialHairOffsets) : FacialHair.None,
-            Background = (Background)Uniform(z, 8),
+            HairColour = (HairColour)Class(z, 1, scale, null, UniformOffsets[1]),
+            HairStyle = (HairStyle)Class(z, 2, scale, man ? ManHair : WomanHair, man ? ManHairOffsets : WomanHairOffsets),
+            EyeColour = (EyeColour)Class(z, 3, scale, null, UniformOffsets[3]),
+            SkinTone = (SkinTone)Class(z, 4, scale, null, UniformOffsets[4]),
+            Expression = (Expression)Class(z, 5, scale, null, UniformOffsets[5]),
+            Glasses = (Glasses)Class(z, 6, scale, GlassesOdds, GlassesOffsets),
+            FacialHair = man ? (FacialHair)Class(z, 7, scale, ManFacialHair, ManFacialHairOffsets) : FacialHair.None,
+            Background = (Background)Class(z, 8, scale, null, UniformOffsets[8]),
             Geometry = RendererStyles.WithStyles(geometry, styles),
         };
     }
 
     /// <summary>
+    /// The class of schema attribute <paramref name="attribute"/> in this map's layout: from the class odds
+    /// (<paramref name="odds"/>, equal when null) for intervals, or from the argmax <paramref name="offsets"/> that
+    /// give the same odds.
+    /// </summary>
+    private int Class(ReadOnlySpan<float> z, int attribute, float scale, double[]? odds, double[] offsets) =>
+        Layout == LatentLayout.Intervals ? Interval(z, attribute, scale, odds) : Pick(z, attribute, offsets);
+
+    /// <summary>
     /// The class of schema attribute <paramref name="attribute"/> in the interval layout: the normal CDF of the group's
     /// first (normalised) dimension, cut at the cumulative class odds (<paramref name="odds"/>, or equal odds when null).
     /// </summary>
-    private static int Interval(ReadOnlySpan<float> z, int attribute, float scale, double[]? odds)
-    {
-        int classes = FaceAttributes.Schema[attribute].Classes;
-        return IntervalClass(NormalCdf(z[GroupOffsets[attribute]] * scale), odds ?? Enumerable.Repeat(1.0, classes).ToArray());
-    }
+    private static int Interval(ReadOnlySpan<float> z, int attribute, float scale, double[]? odds) =>
+        IntervalClass(NormalCdf(z[GroupOffsets[attribute]] * scale), FaceAttributes.Schema[attribute].Classes, odds);
 
-    /// <summary>The class whose share of [0, 1) holds <paramref name="u"/>, the shares proportional to <paramref name="odds"/>.</summary>
-    internal static int IntervalClass(double u, IReadOnlyList<double> odds)
+    /// <summary>
+    /// The class whose share of [0, 1) holds <paramref name="u"/>, one of <paramref name="classes"/>, the shares
+    /// proportional to <paramref name="odds"/> (equal when null).
+    /// </summary>
+    internal static int IntervalClass(double u, int classes, IReadOnlyList<double>? odds)
     {
-        double total = odds.Sum(), cumulative = 0;
-        for (int c = 0; c < odds.Count - 1; c++)
+        double total = odds?.Sum() ?? classes, cumulative = 0;
+        for (int c = 0; c < classes - 1; c++)
         {
-            cumulative += odds[c] / total;
+            cumulative += (odds?[c] ?? 1.0) / total;
             if (u < cumulative) return c;
         }
-        return odds.Count - 1;
+        return classes - 1;
     }
 
     /// <summary>The class of schema attribute <paramref name="attribute"/>: argmax of its z group plus the class offsets.</summary>
@@ -175,8 +166,6 @@ public sealed class LatentFaceMap
             if (z[start + c] + offsets[c] > z[start + best] + offsets[best]) best = c;
         return best;
     }
-
-    private static int Uniform(ReadOnlySpan<float> z, int attribute) => Pick(z, attribute, UniformOffsets[attribute]);
 
     /// <summary>Φ(x) through erfc (Abramowitz and Stegun 7.1.26, |error| below 1.5e-7): accurate far beyond pixel precision.</summary>
     public static double NormalCdf(double x)

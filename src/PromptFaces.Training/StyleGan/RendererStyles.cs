@@ -55,7 +55,7 @@ internal static class RendererStyles
         int d = 0;
         for (int s = 0; s < Counts.Length; s++)
         {
-            choices[s] = LatentFaceMap.IntervalClass(LatentFaceMap.NormalCdf(z[d] * scale), Enumerable.Repeat(1.0, Counts[s]).ToArray());
+            choices[s] = LatentFaceMap.IntervalClass(LatentFaceMap.NormalCdf(z[d] * scale), Counts[s], odds: null);
             d += Counts[s] == 2 ? 1 : Counts[s];
         }
         return choices;

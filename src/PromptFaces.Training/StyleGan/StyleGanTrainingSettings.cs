@@ -114,7 +114,7 @@ public sealed record StyleGanTrainingSettings
         if (ReconstructionWeight < 0 || AdversarialWeight < 0 || AdversarialRampKimg < 0 || AdversarialStartKimg < 0 || EncoderWeight < 0 || LatentMatchWeight < 0 || AttributeWeight < 0)
             return "Loss weights and the adversarial start and ramp must not be negative.";
         if (LatentMatchWeight > 0 && EncoderWeight == 0) return "--latent-match-weight needs the encoder: give --encoder-weight too.";
-        // Both the reconstruction loss and the encoder path read the renders tied to z.
+        // The reconstruction loss, the encoder path and the attribute loss all read what z is tied to.
         if ((ReconstructionWeight > 0 || EncoderWeight > 0 || AttributeWeight > 0) && Generator.ZDim < LatentFaceMap.RequiredZDim)
             return $"Latent tying needs z_dim >= {LatentFaceMap.RequiredZDim}; the generator has {Generator.ZDim}.";
         if (Generator.Resolution < 8) return "The generator's resolution must be at least 8 for the discriminator.";
