@@ -217,6 +217,113 @@ public sealed class ClipTrainingTests : IDisposable
     }
 
     [Fact]
+    public void A_twin_differs_from_its_face_in_the_one_attribute_it_names()
+    {
+        var rng = new SplitMix64(17);
+        var changedCounts = new int[FaceAttributes.Schema.Count];
+        int facialHair = FaceAttributes.Schema.Select(s => s.Name).ToList().IndexOf("facial_hair");
+        for (int n = 0; n < 2000; n++)
+        {
+            var face = AttributeSampler.Sample(rng);
+            var (twin, attribute) = CounterfactualTwins.Make(face, rng);
+            Assert.Equal(face.Geometry, twin.Geometry);
+            var a = face.ToLabels();
+            var b = twin.ToLabels();
+            var differing = Enumerable.Range(0, a.Length).Where(k => a[k] != b[k]).ToArray();
+            Assert.Contains(attribute, differing);
+            if (attribute == 0 && face.Gender == Gender.Man && face.FacialHair != FacialHair.None)
+                Assert.Equal([0, facialHair], differing);          // a bearded man made a woman loses the beard too
+            else
+                Assert.Equal([attribute], differing);
+            if (twin.Gender == Gender.Woman) Assert.Equal(FacialHair.None, twin.FacialHair);   // never a bearded woman
+            changedCounts[attribute]++;
+        }
+        // Every attribute gets changed, none dominates: about 1,000/9 + 1,000/8 of 2,000 each, facial hair (men only) 1,000/9.
+        Assert.All(changedCounts.Where((_, k) => k != facialHair), c => Assert.InRange(c, 170, 310));
+        Assert.InRange(changedCounts[facialHair], 70, 160);
+    }
+
+    [Fact]
+    public void Twin_batches_pair_each_face_with_its_twin_and_captions_tell_the_twins_apart()
+    {
+        var rng = new SplitMix64(4);
+        var faces = Enumerable.Range(0, 10).Select(_ => AttributeSampler.Sample(rng)).ToArray();
+        var original = new FaceBatch(faces, device => TrainingFaces.Render(faces, 32, device));
+        var (batch, partner) = CounterfactualTwins.Apply(original, pairs: 3, size: 32, rng);
+
+        Assert.Equal([1, 0, 3, 2, 5, 4, -1, -1, -1, -1], partner);
+        using var images = batch.Images(CPU);
+        using var expected = TrainingFaces.Render(batch.Faces, 32, CPU);
+        Assert.True(images.allclose(expected, rtol: 0, atol: 1e-6), "the batch's pixels are not its faces' renders");
+        for (int p = 0; p < 3; p++)
+        {
+            Assert.Same(faces[2 * p], batch.Faces[2 * p]);
+            Assert.NotEqual(faces[2 * p + 1], batch.Faces[2 * p + 1]);
+            Assert.True((images[2 * p] - images[2 * p + 1]).abs().max().item<float>() > 0.1f, $"pair {p} renders the same");
+        }
+        Assert.Equal(faces.Skip(6), batch.Faces.Skip(6));
+
+        // A twin's caption is false of its partner (a hard negative), so it names the changed attribute.
+        var sampler = new CaptionSampler(ExclusionList.Empty);
+        int apart = 0, plainApart = 0;
+        for (int n = 0; n < 200; n++)
+        {
+            var face = AttributeSampler.Sample(rng);
+            var (twin, attribute) = CounterfactualTwins.Make(face, rng);
+            var caption = sampler.Draw(face, rng, twin);
+            Assert.True(caption.IsTrueOf(face.ToLabels()));
+            if (caption.IsTrueOf(twin.ToLabels())) continue;
+            apart++;
+            var differing = Enumerable.Range(0, FaceAttributes.Schema.Count).Where(k => face.ToLabels()[k] != twin.ToLabels()[k]);
+            Assert.Contains(attribute, differing);
+            Assert.NotEmpty(caption.MentionedAttributes().Intersect(differing));   // it names what changed (a lost beard counts)
+            if (!sampler.Draw(face, rng, unlike: null).IsTrueOf(twin.ToLabels())) plainApart++;
+        }
+        Assert.True(apart >= 190, $"only {apart} of 200 captions told the face from its twin");
+        Assert.True(plainApart < 150, $"{plainApart} of 200 plain captions told the twins apart: the search is not what makes them");
+    }
+
+    [Fact]
+    public void Twins_switched_on_by_a_resume_are_saved_and_change_the_training()
+    {
+        var plain = Tiny("plain", steps: 3);
+        using (var trainer = new ClipTrainer(plain))
+        {
+            trainer.TrainStep();
+            trainer.SaveCheckpoint();
+        }
+        CopyDirectory(plain.OutputFolder, Path.Combine(_dir, "twins"));
+        var twins = plain with { OutputFolder = Path.Combine(_dir, "twins") };
+
+        using (var trainer = new ClipTrainer(plain with { Resume = true })) trainer.Run(cancel: TestContext.Current.CancellationToken);
+        using (var trainer = new ClipTrainer(twins with { Resume = true, TwinShare = 0.5 }))
+        {
+            Assert.Equal(0.5, trainer.Options.TwinShare);
+            trainer.Run(cancel: TestContext.Current.CancellationToken);
+        }
+        Assert.Equal(0.5, ClipTrainer.SavedOptions(twins.OutputFolder)!.TwinShare);
+        Assert.Equal(0, ClipTrainer.SavedOptions(plain.OutputFolder)!.TwinShare);
+        using (var again = new ClipTrainer(twins with { Resume = true, Steps = 4 }))   // not given again: the saved share stays
+            Assert.Equal(0.5, again.Options.TwinShare);
+
+        // Step 1 was shared; steps 2 and 3 saw other batches, so the losses part.
+        var a = File.ReadAllLines(Path.Combine(plain.OutputFolder, "log.tsv")).Select(LossColumn).ToArray();
+        var b = File.ReadAllLines(Path.Combine(twins.OutputFolder, "log.tsv")).Select(LossColumn).ToArray();
+        Assert.Equal(a[1], b[1]);
+        Assert.NotEqual(a[2..], b[2..]);
+        Assert.NotNull((plain with { TwinShare = 1.5 }).Validate());
+    }
+
+    private static void CopyDirectory(string from, string to)
+    {
+        foreach (var dir in Directory.GetDirectories(from, "*", SearchOption.AllDirectories))
+            Directory.CreateDirectory(dir.Replace(from, to));
+        Directory.CreateDirectory(to);
+        foreach (var file in Directory.GetFiles(from, "*", SearchOption.AllDirectories))
+            File.Copy(file, file.Replace(from, to));
+    }
+
+    [Fact]
     public void With_only_diagonal_positives_the_loss_is_clips()
     {
         using var scope = NewDisposeScope();

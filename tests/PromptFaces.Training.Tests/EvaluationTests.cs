@@ -1,6 +1,7 @@
 using System.Text.Json;
 using PromptFaces.Generation.Checkpoints;
 using PromptFaces.Generation.Clip;
+using PromptFaces.Generation.Imaging;
 using PromptFaces.Generation.Optimisation;
 using PromptFaces.Generation.StyleGan2;
 using PromptFaces.Training.Data;
@@ -138,10 +139,10 @@ public sealed class EvaluationTests : IDisposable
     public void Blur_with_sigma_zero_changes_nothing_and_keeps_flat_colours()
     {
         using var images = rand(2, 3, 32, 32) * 2 - 1;
-        using var same = JudgeAugmentation.GaussianBlur(images, zeros(2), maxSigma: 2);
+        using var same = ImageFilters.GaussianBlur(images, zeros(2), maxSigma: 2);
         Assert.True(same.allclose(images, rtol: 0, atol: 1e-6));
         using var flat = full(new long[] { 1, 3, 32, 32 }, 0.25f);
-        using var blurred = JudgeAugmentation.GaussianBlur(flat, 3.0);
+        using var blurred = ImageFilters.GaussianBlur(flat, 3.0);
         Assert.True(blurred.allclose(flat, rtol: 0, atol: 1e-5));
         using var rng = new Generator(1);
         using var augmented = new JudgeAugmentation().Apply(images, rng);

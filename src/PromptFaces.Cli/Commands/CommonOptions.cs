@@ -54,6 +54,12 @@ internal static class CommonOptions
         DefaultValueFactory = _ => new OptimisationSettings().CutoutNoise,
     };
 
+    public static Option<double> CutoutBlur() => new("--cutout-blur")
+    {
+        Description = "Largest Gaussian blur (sigma in pixels of CLIP's input) on every augmented view but the first; each view draws its own sigma up to this (0: none).",
+        DefaultValueFactory = _ => new OptimisationSettings().CutoutBlur,
+    };
+
     public static Option<double> Pull() => new("--pull")
     {
         Description = "Weight of the L2 pull towards the starting latent (0: none); keeps the face closer to where it began.",

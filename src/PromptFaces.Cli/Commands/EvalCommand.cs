@@ -34,6 +34,7 @@ internal static class EvalCommand
         var pull = CommonOptions.Pull();
         var cutoutScale = CommonOptions.CutoutScale();
         var cutoutNoise = CommonOptions.CutoutNoise();
+        var cutoutBlur = CommonOptions.CutoutBlur();
         var steps = new Option<int>("--steps") { Description = "Optimisation steps per job (the default optimisation otherwise).", DefaultValueFactory = _ => 100 };
         var samples = new Option<int>("--samples") { Description = "Generator samples and renders for the Fréchet distances (0 skips realism).", DefaultValueFactory = _ => 1000 };
         var judgeFaces = new Option<int>("--judge-faces") { Description = "Fresh renders for the judge's held-out accuracy.", DefaultValueFactory = _ => 2000 };
@@ -47,7 +48,7 @@ internal static class EvalCommand
 
         var command = new Command("eval", "Judged evaluation: prompt accuracy (optimised vs starting faces), judge accuracy, realism and diversity.")
         {
-            generator, clip, judge, prompts, limit, seeds, steps, lr, cutouts, space, starts, psi, pull, cutoutScale, cutoutNoise, samples, judgeFaces, batch, grid, writeExclusions, json, device, libtorch, threads,
+            generator, clip, judge, prompts, limit, seeds, steps, lr, cutouts, space, starts, psi, pull, cutoutScale, cutoutNoise, cutoutBlur, samples, judgeFaces, batch, grid, writeExclusions, json, device, libtorch, threads,
         };
         command.SetAction(r =>
         {
@@ -77,6 +78,7 @@ internal static class EvalCommand
                     LatentPullWeight = r.GetValue(pull),
                     CutoutMinScale = r.GetValue(cutoutScale),
                     CutoutNoise = r.GetValue(cutoutNoise),
+                    CutoutBlur = r.GetValue(cutoutBlur),
                     PreviewSize = 0,
                 },
             };

@@ -26,6 +26,7 @@ internal static class GenerateCommand
         var pull = CommonOptions.Pull();
         var cutoutScale = CommonOptions.CutoutScale();
         var cutoutNoise = CommonOptions.CutoutNoise();
+        var cutoutBlur = CommonOptions.CutoutBlur();
         var lr = new Option<double>("--lr") { Description = "Peak learning rate.", DefaultValueFactory = _ => new OptimisationSettings().LearningRate };
         var cutouts = new Option<int>("--cutouts") { Description = "Augmented views CLIP scores per step.", DefaultValueFactory = _ => new OptimisationSettings().Cutouts };
         var space = CommonOptions.Space();
@@ -43,7 +44,7 @@ internal static class GenerateCommand
 
         var command = new Command("generate", "Optimise a face for a prompt and save it as PNG.")
         {
-            prompt, negative, seed, steps, starts, psi, pull, cutoutScale, cutoutNoise, lr, cutouts, space, patience, output, startOut, gif, gifEvery, generator, clip, json, device, libtorch, threads,
+            prompt, negative, seed, steps, starts, psi, pull, cutoutScale, cutoutNoise, cutoutBlur, lr, cutouts, space, patience, output, startOut, gif, gifEvery, generator, clip, json, device, libtorch, threads,
         };
         command.SetAction(r =>
         {
@@ -65,6 +66,7 @@ internal static class GenerateCommand
                 LatentPullWeight = r.GetValue(pull),
                 CutoutMinScale = r.GetValue(cutoutScale),
                 CutoutNoise = r.GetValue(cutoutNoise),
+                CutoutBlur = r.GetValue(cutoutBlur),
                 Patience = r.GetValue(patience),
                 PreviewSize = 0,
             };

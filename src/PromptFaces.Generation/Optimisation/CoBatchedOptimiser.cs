@@ -133,6 +133,8 @@ public sealed class CoBatchedOptimiser : IDisposable
             var thetas = tensor(Cutouts.DrawThetas(job.Rng, job.Settings.Cutouts, job.Settings.CutoutMinScale), device: _models.Device)
                 .reshape(job.Settings.Cutouts, 2, 3);
             var jobViews = Cutouts.Sample(images.narrow(0, j, 1), thetas, job.Settings.Cutouts, size);  // (K_j, 3, S, S)
+            if (job.Settings.CutoutBlur > 0 && job.Settings.Cutouts > 1)
+                jobViews = Cutouts.Blur(jobViews, job.Rng, job.Settings.CutoutBlur);
             if (job.Settings.CutoutNoise > 0 && job.Settings.Cutouts > 1)
                 jobViews = Cutouts.AddNoise(jobViews, job.Rng, job.Settings.CutoutNoise);
             views.Add(jobViews);

@@ -1,3 +1,4 @@
+using PromptFaces.Generation.Imaging;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
 
@@ -44,6 +45,22 @@ public static class Cutouts
         var noise = randn(views.shape, generator: generator).to(views.device).mul_(std);   // drawn on the CPU: the same on every device
         noise.narrow(0, 0, 1).zero_();
         return views + noise;
+    }
+
+    /// <summary>
+    /// <paramref name="views"/> (K, 3, S, S) with every view but the first blurred by a Gaussian whose standard deviation
+    /// (in pixels of the view) is drawn uniformly from [0, <paramref name="maxSigma"/>] per view. Blur takes away the
+    /// fine pixel patterns through which the optimiser can fool CLIP, so the gradient has to change what CLIP still
+    /// reads in a soft image: colours, shapes and layout. One separable, grouped convolution for all views; reflect
+    /// padding keeps the border colours. The sigmas come from the job's stream, so a run stays reproducible and
+    /// independent of its batch.
+    /// </summary>
+    public static Tensor Blur(Tensor views, SplitMix64 rng, double maxSigma)
+    {
+        var sigmas = new float[views.shape[0]];
+        for (int k = 1; k < sigmas.Length; k++) sigmas[k] = (float)(maxSigma * rng.NextDouble());
+        using var s = tensor(sigmas);
+        return ImageFilters.GaussianBlur(views, s, maxSigma);
     }
 
     /// <param name="images">(B, 3, R, R)</param>

@@ -39,6 +39,7 @@ public sealed record OptimisationSettings
     public int Cutouts { get; init; } = 8;                  // augmented views per step; the first is always the whole image
     public double CutoutMinScale { get; init; } = 0.7;      // smallest crop side as a fraction of the image side
     public double CutoutNoise { get; init; }                // std of Gaussian pixel noise on every view but the first ([-1, 1] units); 0 disables
+    public double CutoutBlur { get; init; }                 // largest Gaussian blur sigma, in view pixels, on every view but the first; 0 disables
     public GuidanceLoss Loss { get; init; } = GuidanceLoss.Spherical;
     public LatentSpace Space { get; init; } = LatentSpace.WPlus;  // W+ (per-layer latents) or W (one shared change)
     public double LatentPullWeight { get; init; }           // L2 pull towards the starting latent; 0 disables
@@ -61,6 +62,7 @@ public sealed record OptimisationSettings
         if (Cutouts < 1 || Cutouts > 128) return $"Cutouts must be between 1 and 128 (got {Cutouts}).";
         if (CutoutMinScale <= 0 || CutoutMinScale > 1) return $"The minimum cutout scale must be in (0, 1] (got {CutoutMinScale}).";
         if (!(CutoutNoise >= 0 && CutoutNoise <= 1)) return $"The cutout noise must be in [0, 1] (got {CutoutNoise}).";
+        if (!(CutoutBlur >= 0 && CutoutBlur <= 8)) return $"The cutout blur must be between 0 and 8 pixels (got {CutoutBlur}).";
         if (WarmupFraction < 0 || WarmupFraction > 1 || RampDownFraction < 0 || RampDownFraction > 1) return "Warm-up and ramp-down fractions must be between 0 and 1.";
         if (LatentPullWeight < 0) return "The latent pull weight must not be negative.";
         if (Patience < 0) return "Patience must not be negative.";

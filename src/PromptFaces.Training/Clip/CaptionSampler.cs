@@ -73,6 +73,27 @@ public sealed class CaptionSampler(ExclusionList exclusions)
             $"Every caption drawn for {face} was on the exclusion list ({MaxRedraws} tries); the list excludes everything the caption writer can say about this face.");
     }
 
+    /// <summary>Captions drawn to find one that tells the face from another before settling for the first.</summary>
+    private const int DistinguishTries = 64;
+
+    /// <summary>
+    /// A caption of <paramref name="face"/> that is false of <paramref name="unlike"/> (any caption when null): captions
+    /// are drawn until one is, and after <see cref="DistinguishTries"/> draws the first is kept.
+    /// </summary>
+    public CaptionDraw Draw(FaceAttributes face, SplitMix64 rng, FaceAttributes? unlike)
+    {
+        var first = Draw(face, rng);
+        if (unlike is null) return first;
+        var other = unlike.ToLabels();
+        if (!first.IsTrueOf(other)) return first;
+        for (int attempt = 1; attempt < DistinguishTries; attempt++)
+        {
+            var next = Draw(face, rng);
+            if (!next.IsTrueOf(other)) return next;
+        }
+        return first;
+    }
+
     private static ulong[] AcceptedValues(FaceAttributes face, string text, ulong rngState)
     {
         var schema = FaceAttributes.Schema;

@@ -91,6 +91,7 @@ internal static class ClipCheckpoint
             WeightDecay = o["weight_decay"]!.GetValue<double>(),
             MaxLogitScale = o["max_logit_scale"]!.GetValue<double>(),
             SoftTargets = o["soft_targets"]!.GetValue<bool>(),
+            TwinShare = o["twin_share"]?.GetValue<double>() ?? 0,          // absent in runs from before twins existed
             Augmentation = new ClipAugmentation
             {
                 MinScale = a["min_scale"]!.GetValue<double>(),
@@ -142,6 +143,7 @@ internal static class ClipCheckpoint
             ["weight_decay"] = o.WeightDecay,
             ["max_logit_scale"] = o.MaxLogitScale,
             ["soft_targets"] = o.SoftTargets,
+            ["twin_share"] = o.TwinShare,
             ["augmentation"] = new JsonObject
             {
                 ["min_scale"] = a.MinScale,

@@ -101,6 +101,8 @@ public sealed class ClipTrainer : IDisposable
                 Exclusions = saved.Options.Exclusions.Union(options.Exclusions),
                 // A new dataset may replace the old one (say, renders of a newer renderer version); omitted, the saved one stays.
                 DataPath = options.DataPath ?? saved.Options.DataPath,
+                // Twins may be switched on (or their share changed) for the rest of a run: a fine-tune of its model.
+                TwinShare = options.TwinShare > 0 ? options.TwinShare : saved.Options.TwinShare,
             };
             Vocabulary = BpeVocabulary.Read(existing);
             config = saved.Config;
@@ -155,6 +157,8 @@ public sealed class ClipTrainer : IDisposable
         _heldOutFaces = TrainingFaces.HeldOut(Options.EvalImages, HeldOutSeed);
         _heldOutImages = TrainingFaces.Render(_heldOutFaces, config.VisionConfig.ImageSize, _device);
         _heldOutImages.DetachFromDisposeScope();
+        if (saved is not null && Options.TwinShare != saved.Options.TwinShare)
+            _log($"twin share changes from {saved.Options.TwinShare} to {Options.TwinShare}");
         _log($"data: {_faces.Description}; vocabulary {Vocabulary.Count} tokens; {SmallClip.ParameterCount(config):N0} parameters; {Options.Exclusions.Count} excluded sentences");
     }
 
@@ -245,7 +249,11 @@ public sealed class ClipTrainer : IDisposable
         // C# first (faces, captions, what each caption is true of, tokens, the views' random choices), then the
         // tensor work with the collector paused (see GcQuiet).
         var batch = _faces.Draw(Step, b, rng);
-        var captions = batch.Faces.Select(f => _captions.Draw(f, rng)).ToArray();
+        int[]? partner = null;
+        if (Options.TwinShare > 0)
+            (batch, partner) = CounterfactualTwins.Apply(batch, (int)(Options.TwinShare * b / 2), _faces.ImageSize, rng);
+        var faces = batch.Faces;
+        var captions = faces.Select((f, i) => _captions.Draw(f, rng, partner is { } p && p[i] >= 0 ? faces[p[i]] : null)).ToArray();
         var positives = PositiveMask(captions, batch.Faces, Options.SoftTargets);
         var (ids, length) = TokenBatch.IdArray(Tokenizer, captions.Select(c => c.Text).ToArray());
         var views = Options.Augmentation.Draw(b, rng);

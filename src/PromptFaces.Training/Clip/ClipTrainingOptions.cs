@@ -23,6 +23,7 @@ public sealed record ClipTrainingOptions
     public double WeightDecay { get; init; } = 0.1;       // AdamW's decoupled decay, on weight matrices only
     public double MaxLogitScale { get; init; } = 100;     // CLIP clamps exp(logit_scale) here so logits cannot explode
     public bool SoftTargets { get; init; } = true;        // count captions true of other images as positives
+    public double TwinShare { get; init; }                // share of each batch in counterfactual twin pairs (CounterfactualTwins); 0: none
     public ClipAugmentation Augmentation { get; init; } = new();
     public Func<int, ClipConfig> Architecture { get; init; } = SmallClip.Config;  // vocabulary size → configuration
     public int CheckpointEvery { get; init; } = 250;      // steps between checkpoints (and exports of model/)
@@ -37,6 +38,7 @@ public sealed record ClipTrainingOptions
         if (Steps < 1) return $"--steps is {Steps}; it must be at least 1";
         if (BatchSize < 2) return $"--batch is {BatchSize}; a contrastive batch needs at least 2 pairs";
         if (VocabSize < 514) return $"--vocab-size is {VocabSize}; it must be at least 514 (the 512 byte symbols and 2 special tokens)";
+        if (!(TwinShare >= 0 && TwinShare <= 1)) return $"--twins is {TwinShare}; it must be between 0 and 1 (the share of each batch in twin pairs)";
         if (!(LearningRate > 0)) return $"the learning rate is {LearningRate}; it must be positive";
         if (CheckpointEvery < 1) return $"the checkpoint interval is {CheckpointEvery}; it must be at least 1";
         if (GridEvery < 0) return $"--grid-every is {GridEvery}; it must be 0 (only at the end) or more";

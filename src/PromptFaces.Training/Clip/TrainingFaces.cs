@@ -14,6 +14,9 @@ internal abstract class TrainingFaces : IDisposable
 {
     public abstract string Description { get; }
 
+    /// <summary>The side of the images <see cref="Draw"/> returns.</summary>
+    public abstract int ImageSize { get; }
+
     /// <summary>
     /// The faces of one batch. Only C# work happens here (sampling, rendering into bytes); the tensor is made by
     /// <see cref="FaceBatch.Images"/>, so that callers can keep allocation-heavy work and tensor work apart.
@@ -59,6 +62,8 @@ internal sealed record FaceBatch(FaceAttributes[] Faces, Func<Device, Tensor> Im
 /// <summary>Fresh random faces rendered for every batch.</summary>
 internal sealed class RenderedFaces(int size) : TrainingFaces
 {
+    public override int ImageSize => size;
+
     public override string Description => $"rendered on the fly at {size}x{size} (renderer version {FaceRenderer.Version})";
 
     public override FaceBatch Draw(long step, int batchSize, SplitMix64 rng)
@@ -90,7 +95,7 @@ internal sealed class DatasetFaces : TrainingFaces
         if (_dataset.Count == 0) throw new InvalidDataException($"{path}: the dataset holds no images.");
     }
 
-    public int Size => _dataset.Size;
+    public override int ImageSize => _dataset.Size;
 
     public override string Description =>
         $"{_dataset.Count} images of {_dataset.Size}x{_dataset.Size} (dataset seed {_dataset.Seed}, renderer version {_dataset.RendererVersion}) from {Path.GetFileName(_path)}";

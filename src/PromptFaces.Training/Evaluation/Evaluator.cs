@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using PromptFaces.Generation.Devices;
+using PromptFaces.Generation.Imaging;
 using PromptFaces.Generation.Optimisation;
 using PromptFaces.Generation.StyleGan2;
 using PromptFaces.Training.Clip;
@@ -389,7 +390,7 @@ public sealed class Evaluator
         {
             using var scope = NewDisposeScope();
             var images = Renders(faces, Enumerable.Range(start, Math.Min(100, n - start)).ToArray());
-            if (blurSigma > 0) images = JudgeAugmentation.GaussianBlur(images, blurSigma * Resolution / 64.0);
+            if (blurSigma > 0) images = ImageFilters.GaussianBlur(images, blurSigma * Resolution / 64.0);
             using var noGrad = no_grad();
             features.Add(_judge.Features(images).cpu().MoveToOuterDisposeScope());
         }

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using PromptFaces.Generation.Imaging;
 using PromptFaces.Generation.Optimisation;
 using PromptFaces.Training.Data;
 using PromptFaces.Training.Faces;
@@ -149,7 +150,7 @@ public static class JudgeTrainer
             using var scope = NewDisposeScope();
             var batch = indices.AsSpan(start, Math.Min(batchSize, indices.Length - start));
             var images = dataset.Images(batch, judge.Device);
-            if (blurSigma > 0) images = JudgeAugmentation.GaussianBlur(images, blurSigma * dataset.Size / 64.0);
+            if (blurSigma > 0) images = ImageFilters.GaussianBlur(images, blurSigma * dataset.Size / 64.0);
             var hits = judge.Predict(images).eq(dataset.LabelTensor(batch, judge.Device)).to(ScalarType.Int64).sum(new long[] { 0 }).cpu();   // (A)
             var counts = hits.data<long>().ToArray();
             for (int a = 0; a < correct.Length; a++) correct[a] += counts[a];

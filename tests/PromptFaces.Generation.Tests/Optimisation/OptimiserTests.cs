@@ -107,6 +107,41 @@ public sealed class OptimiserTests : IDisposable
     }
 
     [Fact]
+    public void Cutout_blur_spares_the_first_view_softens_the_others_and_is_reproducible_and_batch_independent()
+    {
+        // The blur itself: view 0 exactly as it was; the others smoother (random pixels lose spread) but with the same
+        // mean colour; each view its own sigma, the same for the same stream.
+        using var views = randn(new long[] { 6, 3, 32, 32 }, generator: new Generator(5));
+        using var blurred = Cutouts.Blur(views, new SplitMix64(9), 2.0);
+        using var again = Cutouts.Blur(views, new SplitMix64(9), 2.0);
+        Assert.True(blurred[0].allclose(views[0], rtol: 0, atol: 1e-6), "the whole-image view was blurred");
+        var spreads = Enumerable.Range(1, 5).Select(k => blurred[k].std().item<float>()).ToArray();
+        Assert.All(spreads, s => Assert.True(s < 0.9f, $"a view kept a spread of {s}: not blurred"));
+        Assert.True(spreads.Max() - spreads.Min() > 0.02, "every view got the same sigma");
+        var meanShift = Math.Abs(views.narrow(0, 1, 5).mean().item<float>() - blurred.narrow(0, 1, 5).mean().item<float>());
+        Assert.True(meanShift < 0.005, $"the blur moved the mean colour by {meanShift}");
+        Assert.True(blurred.allclose(again, rtol: 0, atol: 0), "the same stream gave another blur");
+
+        var models = Models();
+        var settings = Settings("blue eyes", 11, steps: 6) with { CutoutBlur = 1.5 };
+        Assert.Null(settings.Validate());
+        Assert.Contains("blur", (settings with { CutoutBlur = -1 }).Validate());
+        Assert.Contains("blur", (settings with { CutoutBlur = 9 }).Validate());
+        JobOutcome Run(OptimisationSettings s, bool withOther)
+        {
+            using var engine = new CoBatchedOptimiser(models);
+            if (withOther) engine.Enqueue(new OptimisationRequest("other", Settings("a smiling face", 3, steps: 6)));
+            engine.Enqueue(new OptimisationRequest("x", s));
+            return engine.RunToCompletion().Single(o => o.JobId == "x");
+        }
+        var first = Run(settings, withOther: false);
+        var batched = Run(settings, withOther: true);
+        var plain = Run(settings with { CutoutBlur = 0 }, withOther: false);
+        Assert.True((first.Image! - batched.Image!).abs().max().item<float>() < 1e-3, "the blurred job depends on its batch");
+        Assert.True((first.Image! - plain.Image!).abs().max().item<float>() > 1e-3, "the blur did not change the run");
+    }
+
+    [Fact]
     public void Cancellation_stops_the_job_at_the_next_step_boundary_and_others_continue()
     {
         var models = Models();
