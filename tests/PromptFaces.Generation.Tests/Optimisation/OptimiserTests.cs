@@ -88,10 +88,19 @@ public sealed class OptimiserTests : IDisposable
 
         // In the optimiser: a job with noise repeats exactly, alone or batched with a noiseless one, and differs from the
         // same job without noise.
-        var models = Models();
         var settings = Settings("blue eyes", 11, steps: 6) with { CutoutNoise = 0.1 };
         Assert.Null(settings.Validate());
         Assert.NotNull((settings with { CutoutNoise = -0.1 }).Validate());
+        AssertReproducibleBatchIndependentAndEffective(settings, settings with { CutoutNoise = 0 }, "noise");
+    }
+
+    /// <summary>
+    /// <paramref name="settings"/> give the same image alone and batched with another job, and another image than
+    /// <paramref name="without"/> (the same job without the augmentation named <paramref name="what"/>).
+    /// </summary>
+    private void AssertReproducibleBatchIndependentAndEffective(OptimisationSettings settings, OptimisationSettings without, string what)
+    {
+        var models = Models();
         JobOutcome Run(OptimisationSettings s, bool withOther)
         {
             using var engine = new CoBatchedOptimiser(models);
@@ -101,9 +110,9 @@ public sealed class OptimiserTests : IDisposable
         }
         var first = Run(settings, withOther: false);
         var batched = Run(settings, withOther: true);
-        var plain = Run(settings with { CutoutNoise = 0 }, withOther: false);
-        Assert.True((first.Image! - batched.Image!).abs().max().item<float>() < 1e-3, "the noisy job depends on its batch");
-        Assert.True((first.Image! - plain.Image!).abs().max().item<float>() > 1e-3, "the noise did not change the run");
+        var plain = Run(without, withOther: false);
+        Assert.True((first.Image! - batched.Image!).abs().max().item<float>() < 1e-3, $"the job with {what} depends on its batch");
+        Assert.True((first.Image! - plain.Image!).abs().max().item<float>() > 1e-3, $"the {what} did not change the run");
     }
 
     [Fact]
@@ -122,23 +131,11 @@ public sealed class OptimiserTests : IDisposable
         Assert.True(meanShift < 0.005, $"the blur moved the mean colour by {meanShift}");
         Assert.True(blurred.allclose(again, rtol: 0, atol: 0), "the same stream gave another blur");
 
-        var models = Models();
         var settings = Settings("blue eyes", 11, steps: 6) with { CutoutBlur = 1.5 };
         Assert.Null(settings.Validate());
         Assert.Contains("blur", (settings with { CutoutBlur = -1 }).Validate());
         Assert.Contains("blur", (settings with { CutoutBlur = 9 }).Validate());
-        JobOutcome Run(OptimisationSettings s, bool withOther)
-        {
-            using var engine = new CoBatchedOptimiser(models);
-            if (withOther) engine.Enqueue(new OptimisationRequest("other", Settings("a smiling face", 3, steps: 6)));
-            engine.Enqueue(new OptimisationRequest("x", s));
-            return engine.RunToCompletion().Single(o => o.JobId == "x");
-        }
-        var first = Run(settings, withOther: false);
-        var batched = Run(settings, withOther: true);
-        var plain = Run(settings with { CutoutBlur = 0 }, withOther: false);
-        Assert.True((first.Image! - batched.Image!).abs().max().item<float>() < 1e-3, "the blurred job depends on its batch");
-        Assert.True((first.Image! - plain.Image!).abs().max().item<float>() > 1e-3, "the blur did not change the run");
+        AssertReproducibleBatchIndependentAndEffective(settings, settings with { CutoutBlur = 0 }, "blur");
     }
 
     [Fact]
