@@ -28,7 +28,7 @@ internal static class TrainClipCommand
         var lr = new Option<double>("--lr") { Description = "Peak learning rate (AdamW).", DefaultValueFactory = _ => new ClipTrainingOptions { OutputFolder = "." }.LearningRate };
         var warmup = new Option<int>("--warmup") { Description = "Linear warm-up steps.", DefaultValueFactory = _ => new ClipTrainingOptions { OutputFolder = "." }.WarmupSteps };
         var hardTargets = new Option<bool>("--hard-targets") { Description = "Plain CLIP targets: only a caption's own image is positive (default: any image it is true of)." };
-        var twins = new Option<double>("--twins") { Description = "Share of each batch in counterfactual twin pairs: a face and a copy with one attribute changed, both captioned naming it, so CLIP must read every attribute (0: none; on --resume, replaces the saved share when above 0)." };
+        var twins = new Option<double>("--twins") { Description = "Share of each batch in counterfactual twin pairs: a face and a copy with one attribute changed, each captioned with a sentence that is false of the other, so CLIP must read every attribute (0: none; on --resume, replaces the saved share when above 0)." };
         var device = CommonOptions.Device();
         var libtorch = CommonOptions.Libtorch();
         var threads = CommonOptions.Threads();
