@@ -52,14 +52,14 @@ public static class ZeroShotEvaluator
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         var imageFeatures = EncodeImages(model, images, batchSize);                                       // (N, D)
+        var readings = Classify(model, tokenizer, imageFeatures);
         var labels = faces.Select(f => f.ToLabels()).ToArray();
         var accuracy = new Dictionary<string, double>();
         var balanced = new Dictionary<string, double>();
         for (int k = 0; k < Prompts.Count; k++)
         {
             var (name, prompts) = Prompts[k];
-            var text = EncodeTexts(model, tokenizer, prompts);                                            // (C, D)
-            var predicted = imageFeatures.matmul(text.t()).argmax(1).data<long>().ToArray();             // (N)
+            var predicted = readings[k];                                                                  // (N)
             var hits = new int[prompts.Length];
             var totals = new int[prompts.Length];
             for (int i = 0; i < predicted.Length; i++)
@@ -71,6 +71,17 @@ public static class ZeroShotEvaluator
             balanced[name] = Enumerable.Range(0, prompts.Length).Where(c => totals[c] > 0).Average(c => (double)hits[c] / totals[c]);
         }
         return new ZeroShotReport(accuracy, balanced);
+    }
+
+    /// <summary>
+    /// CLIP's zero-shot reading: per attribute of <see cref="Prompts"/> (in that order), each image's class, the caption
+    /// closest to its unit-length features (N, D).
+    /// </summary>
+    public static long[][] Classify(ClipModel model, ClipTokenizer tokenizer, Tensor imageFeatures)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        return Prompts.Select(p => imageFeatures.matmul(EncodeTexts(model, tokenizer, p.Prompts).t()).argmax(1).cpu().data<long>().ToArray()).ToArray();
     }
 
     /// <summary>Unit-length image features (N, D) of [-1, 1] images, encoded in chunks without gradients.</summary>

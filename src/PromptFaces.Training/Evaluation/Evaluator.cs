@@ -307,22 +307,21 @@ public sealed class Evaluator
     /// <summary>CLIP's zero-shot class for every attribute of each image (see <see cref="ClipReadingFigures"/>), in schema order.</summary>
     internal List<int[]> ClipReadAll(IReadOnlyList<Tensor> images)
     {
+        if (images.Count == 0) return new List<int[]>();
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        var captions = ZeroShotEvaluator.Prompts.Select(p => ZeroShotEvaluator.EncodeTexts(_models.Clip, _models.Tokenizer, p.Prompts)).ToArray();
-        int size = _models.ClipImageSize, attributes = captions.Length;
-        var result = new List<int[]>(images.Count);
+        int size = _models.ClipImageSize;
+        var features = new List<Tensor>();
         for (int start = 0; start < images.Count; start += 64)
         {
             using var batchScope = NewDisposeScope();
             var batch = cat(images.Skip(start).Take(64).ToArray(), 0).to(_models.Device);
             if (batch.shape[2] != size)   // as the optimiser's whole-image view sees the face
                 batch = F.interpolate(batch, new long[] { size, size }, mode: InterpolationMode.Bilinear, align_corners: false);
-            var features = ZeroShotEvaluator.EncodeImages(_models.Clip, batch);                // (B, D)
-            var readings = captions.Select(t => features.matmul(t.t()).argmax(1).cpu().data<long>().ToArray()).ToArray();
-            for (int i = 0; i < batch.shape[0]; i++) result.Add(Enumerable.Range(0, attributes).Select(a => (int)readings[a][i]).ToArray());
+            features.Add(ZeroShotEvaluator.EncodeImages(_models.Clip, batch).MoveToOuterDisposeScope());   // (B, D)
         }
-        return result;
+        var readings = ZeroShotEvaluator.Classify(_models.Clip, _models.Tokenizer, cat(features, 0));   // per attribute, (N)
+        return Enumerable.Range(0, readings[0].Length).Select(i => readings.Select(r => (int)r[i]).ToArray()).ToList();   // one row per image, not per tensor
     }
 
     private static Dictionary<string, string> Reading(EvalPrompt prompt, int[] judged) => prompt.Stated.ToDictionary(
