@@ -431,6 +431,105 @@ public sealed class StyleGanTrainingTests : IDisposable
         Assert.Equal("1", Generation.Checkpoints.SafeTensorsFile.Read(Path.Combine(plain, StyleGanTrainer.CheckpointFile)).Metadata["opt_E_steps"]);
     }
 
+    [Theory]
+    [InlineData(LatentLayout.Argmax)]
+    [InlineData(LatentLayout.Intervals)]
+    public void A_designed_code_spells_out_the_tied_classes_geometry_and_style_choices(LatentLayout layout)
+    {
+        const int zDim = 96, wDim = 100;
+        var map = new LatentFaceMap(zDim, layout);
+        var rng = new SplitMix64(23);
+        var z = Enumerable.Range(0, 6 * zDim).Select(_ => (float)(rng.NextDouble() * 4 - 2)).ToArray();
+        var codes = map.Codes(z, wDim);
+        var faces = map.Attributes(z);
+        Assert.Equal(6 * wDim, codes.Length);
+        int categorical = FaceAttributes.Schema.Sum(a => a.Classes), geometry = LatentFaceMap.GeometryFields.Count;
+        for (int i = 0; i < faces.Length; i++)
+        {
+            var code = codes.AsSpan(i * wDim, wDim);
+            var labels = faces[i].ToLabels();
+            for (int a = 0, offset = 0; a < labels.Length; offset += FaceAttributes.Schema[a].Classes, a++)
+                for (int c = 0; c < FaceAttributes.Schema[a].Classes; c++)
+                    Assert.Equal(c == labels[a] ? LatentFaceMap.CodeAmplitude : 0f, code[offset + c]);
+            // Geometry: the z value the mapping network sees (z over its root mean square), whose normal CDF is the value.
+            var row = z.AsSpan(i * zDim, zDim).ToArray();
+            var rms = MathF.Sqrt(row.Sum(v => v * v) / zDim + 1e-8f);
+            Assert.Equal(row[categorical] / rms, code[categorical], 5);
+            Assert.Equal(faces[i].Geometry.FaceWidth, LatentFaceMap.NormalCdf(code[categorical]), 5);
+            // Style choices as the renderer will make them: lipstick, then shirt as class entries, then five signs.
+            var choices = RendererStyles.Of(faces[i].Geometry);
+            int d = categorical + geometry;
+            Assert.Equal(LatentFaceMap.CodeAmplitude, code[d + choices[0]]);
+            Assert.Equal(LatentFaceMap.CodeAmplitude, code[d + 3 + choices[1]]);
+            for (int s = 2; s < choices.Length; s++)
+                Assert.Equal(choices[s] == 1 ? LatentFaceMap.CodeAmplitude : -LatentFaceMap.CodeAmplitude, code[d + 10 + s - 2]);
+            Assert.All(code[LatentFaceMap.RequiredZDim..].ToArray(), v => Assert.Equal(0f, v));
+        }
+        // A woman's code says "no facial hair", whatever her facial-hair dimensions hold.
+        var woman = Enumerable.Range(0, faces.Length).FirstOrDefault(i => faces[i].Gender == Gender.Woman, -1);
+        Assert.True(woman >= 0, "no woman among six faces");
+        Assert.Equal(LatentFaceMap.CodeAmplitude, codes[woman * wDim + categorical - 3 - 8 + (int)FacialHair.None]);
+        var e = Assert.Throws<ArgumentException>(() => map.Codes(z, LatentFaceMap.RequiredZDim - 1));
+        Assert.Contains("w_dim", e.Message);
+    }
+
+    [Fact]
+    public void Designed_codes_replace_the_encoder_are_validated_and_the_mapping_network_can_be_fitted_to_them()
+    {
+        var wide = StyleGanPresets.Tiny32 with { WDim = 80, MappingLrMultiplier = 1 };
+        var designed = TinySettings(2) with { Generator = wide, EncoderWeight = 10, LatentMatchWeight = 1, DesignedCodes = true, CodeNoise = 0.1, AdversarialStartKimg = 1 };
+        Assert.Equal(designed, StyleGanTrainingSettings.FromJson(designed.ToJson(), "test"));
+        Assert.Null(designed.Validate());
+        Assert.Contains("--encoder-weight", (designed with { EncoderWeight = 0, LatentMatchWeight = 0 }).Validate());
+        Assert.Contains("--codes designed", (designed with { DesignedCodes = false }).Validate());
+        Assert.Contains("negative", (designed with { CodeNoise = -1 }).Validate());
+        Assert.Contains("w_dim", (designed with { Generator = StyleGanPresets.Tiny32 }).Validate());
+
+        var dir = Path.Combine(_dir, "designed");
+        var steps = new List<StyleGanProgress>();
+        using (var trainer = StyleGanTrainer.Create(designed, dir))
+        {
+            Assert.Null(trainer.Encoder);
+            trainer.Run(new Collect(steps), TestContext.Current.CancellationToken);
+
+            // The fit lowers the mapping network's distance to the codes, copies it into G_ema, and leaves the
+            // synthesis network alone.
+            var synthesis = trainer.Generator.Synthesis.parameters().First().data<float>().ToArray();
+            var start = trainer.FitMapping(1, batch: 64, learningRate: 0.01);
+            var fit = trainer.FitMapping(150, batch: 64, learningRate: 0.01);
+            Assert.True(fit.HeldOutMse < 0.7 * start.HeldOutMse, $"held-out mse {start.HeldOutMse} → {fit.HeldOutMse}");
+            Assert.Equal(FaceAttributes.Schema.Select(a => a.Name), fit.ClassAccuracy.Keys);
+            Assert.True(fit.ClassAccuracy["background"] > start.ClassAccuracy["background"], "the fit did not learn to read the background from z");
+            Assert.True(synthesis.AsSpan().SequenceEqual(trainer.Generator.Synthesis.parameters().First().data<float>().ToArray()));
+            var g = trainer.Generator.Mapping.state_dict();
+            foreach (var (name, t) in trainer.GeneratorEma.Mapping.state_dict())
+                Assert.True(t.data<float>().ToArray().AsSpan().SequenceEqual(g[name].data<float>().ToArray()), $"G_ema's {name} is not G's");
+        }
+        Assert.All(steps, p => Assert.True(p.Last.GEncoder > 0 && double.IsFinite(p.Last.GEncoder) && p.Last.LatentMatch > 0));
+        Assert.True(File.Exists(Path.Combine(dir, "grid-encoded-000002.png")), "no grid of the synthesis network drawing the designed codes");
+        var saved = Generation.Checkpoints.SafeTensorsFile.Read(Path.Combine(dir, StyleGanTrainer.CheckpointFile));
+        Assert.DoesNotContain(saved.Tensors.Keys, k => k.StartsWith("E.", StringComparison.Ordinal));
+        Assert.Contains("designed-code", Generation.Checkpoints.SafeTensorsFile.Read(Path.Combine(dir, StyleGanTrainer.GeneratorFile)).Metadata["training_objective"]);
+
+        // Code noise is part of the loss: the same step without it gives another code-path loss.
+        var quiet = Path.Combine(_dir, "designed-quiet");
+        var quietSteps = new List<StyleGanProgress>();
+        using (var trainer = StyleGanTrainer.Create(designed with { CodeNoise = 0 }, quiet)) trainer.Run(new Collect(quietSteps), TestContext.Current.CancellationToken);
+        Assert.Equal(steps[0].Last.GReconstruction, quietSteps[0].Last.GReconstruction);
+        Assert.NotEqual(steps[0].Last.GEncoder, quietSteps[0].Last.GEncoder);
+
+        // An encoder run can be switched to designed codes by a resume; its encoder is then left behind.
+        var encoderRun = Path.Combine(_dir, "encoder-then-designed");
+        using (var first = StyleGanTrainer.Create(designed with { DesignedCodes = false, CodeNoise = 0, TotalSteps = 1 }, encoderRun)) first.Run(cancel: TestContext.Current.CancellationToken);
+        using (var switched = StyleGanTrainer.Resume(Path.Combine(encoderRun, StyleGanTrainer.CheckpointFile), encoderRun, runControl: TinySettings(2), designedCodes: true))
+        {
+            Assert.True(switched.Settings.DesignedCodes);
+            Assert.Null(switched.Encoder);
+            switched.Run(cancel: TestContext.Current.CancellationToken);
+        }
+        Assert.DoesNotContain(Generation.Checkpoints.SafeTensorsFile.Read(Path.Combine(encoderRun, StyleGanTrainer.CheckpointFile)).Tensors.Keys, k => k.StartsWith("E.", StringComparison.Ordinal));
+    }
+
     [Fact]
     public void Starting_a_resume_from_a_missing_checkpoint_is_a_clear_error()
     {

@@ -30,6 +30,9 @@ internal static class TrainStyleGanCommand
         var rec = new Option<double>("--rec-weight") { Description = "Weight of the latent-tying reconstruction loss (0: a plain GAN).", DefaultValueFactory = _ => new StyleGanTrainingSettings().ReconstructionWeight };
         var encoder = new Option<double>("--encoder-weight") { Description = "Weight of the encoder path (0: none): an encoder reads each target render and G's synthesis draws it back from that code. Can be switched on when resuming.", DefaultValueFactory = _ => 0 };
         var latentMatch = new Option<double>("--latent-match-weight") { Description = "With --encoder-weight: pull the mapping network's w for z towards the encoder's code of z's render.", DefaultValueFactory = _ => 0 };
+        var codes = new Option<string>("--codes") { Description = "The code path's codes (with --encoder-weight): encoder (a learned encoder reads each render) or designed (a fixed code spelling out z's tied classes, geometry and style choices, which --fit-mapping can fit the mapping network to). Can be changed when resuming.", DefaultValueFactory = _ => "encoder" };
+        var codeNoise = new Option<double>("--code-noise") { Description = "With --codes designed: standard deviation of Gaussian noise on each code the synthesis network draws from.", DefaultValueFactory = _ => 0 };
+        var fitMapping = new Option<int>("--fit-mapping") { Description = "With --codes designed: before training, fit the mapping network to the designed codes by regression for this many steps of 256 latents (minutes on a CPU), and print its held-out class accuracy.", DefaultValueFactory = _ => 0 };
         var layout = new Option<string>("--latent-layout") { Description = "How the latent-tying map reads each attribute from z: argmax (one dimension per class) or intervals (one dimension per attribute, cut by the class odds; the mapping network learns it far faster). Fixed for the run.", DefaultValueFactory = _ => "argmax" };
         var attrWeight = new Option<double>("--attribute-weight") { Description = "Weight of the attribute loss (0: none): a frozen attribute classifier's cross-entropy on G(z) against the attributes z is tied to. Needs --attribute-classifier; can be switched on when resuming.", DefaultValueFactory = _ => 0 };
         var attrClassifier = new Option<string?>("--attribute-classifier") { Description = "The classifier of --attribute-weight: a checkpoint of 'promptfaces train judge' trained with a seed of its own (never the evaluation's judge). Give it again on every resume of such a run." };
@@ -50,7 +53,7 @@ internal static class TrainStyleGanCommand
 
         var command = new Command("stylegan", "Train the small StyleGAN2 on procedurally rendered faces.")
         {
-            data, output, preset, steps, kimg, batch, seed, resume, lr, r1, rec, encoder, latentMatch, layout, attrWeight, attrClassifier, adv, advStart, advRamp, noise, recBeta1, mappingLr, dChannelBase, emaKimg, gridEvery, checkpointEvery, logEvery,
+            data, output, preset, steps, kimg, batch, seed, resume, lr, r1, rec, encoder, latentMatch, codes, codeNoise, fitMapping, layout, attrWeight, attrClassifier, adv, advStart, advRamp, noise, recBeta1, mappingLr, dChannelBase, emaKimg, gridEvery, checkpointEvery, logEvery,
             device, libtorch, threads,
         };
         command.SetAction(r =>
@@ -73,6 +76,8 @@ internal static class TrainStyleGanCommand
                 ReconstructionWeight = r.GetValue(rec),
                 EncoderWeight = r.GetValue(encoder),
                 LatentMatchWeight = r.GetValue(latentMatch),
+                DesignedCodes = ParseCodes(r.GetValue(codes)),
+                CodeNoise = r.GetValue(codeNoise),
                 AttributeWeight = r.GetValue(attrWeight),
                 LatentLayout = LatentFaceMap.Parse(r.GetValue(layout)) ?? throw new CliException($"--latent-layout {r.GetValue(layout)}: use argmax or intervals."),
                 AdversarialWeight = r.GetValue(adv),
@@ -103,7 +108,9 @@ internal static class TrainStyleGanCommand
                     encoderWeight: r.GetResult(encoder) is { Implicit: false } ? r.GetValue(encoder) : null,
                     latentMatchWeight: r.GetResult(latentMatch) is { Implicit: false } ? r.GetValue(latentMatch) : null,
                     attributeWeight: r.GetResult(attrWeight) is { Implicit: false } ? r.GetValue(attrWeight) : null,
-                    attributeClassifier: r.GetValue(attrClassifier))
+                    attributeClassifier: r.GetValue(attrClassifier),
+                    designedCodes: r.GetResult(codes) is { Implicit: false } ? settings.DesignedCodes : null,
+                    codeNoise: r.GetResult(codeNoise) is { Implicit: false } ? settings.CodeNoise : null)
                 : StyleGanTrainer.Create(settings, outDir, dev, reals, r.GetValue(attrClassifier));
             var s = trainer.Settings;
             if (r.GetValue(attrClassifier) is not null && s.AttributeWeight == 0)
@@ -112,6 +119,17 @@ internal static class TrainStyleGanCommand
                 throw new CliException($"--latent-layout {r.GetValue(layout)}: {checkpoint} was trained with the {LatentFaceMap.Name(s.LatentLayout)} layout, and a run keeps its layout (its generator has learned it). Leave the option out to resume, or start a new run with another --out.");
             CliRunner.Err.MarkupLineInterpolated(
                 $"[grey]StyleGAN2 {s.Generator.Resolution}px, {trainer.Generator.ParameterCount:N0} G / {trainer.Discriminator.ParameterCount:N0} D parameters, batch {s.BatchSize}, step {trainer.Step} of {s.TotalSteps}, {ComputeDevices.DescribeDevice(dev)} → {Path.GetFullPath(outDir)}[/]");
+
+            if (r.GetValue(fitMapping) is int fitSteps and > 0)
+            {
+                if (!s.DesignedCodes) throw new CliException("--fit-mapping fits the mapping network to designed codes: give --codes designed (and --encoder-weight).");
+                var fit = trainer.FitMapping(fitSteps, progress: new InlineFit(p =>
+                {
+                    if (p.Step % 250 == 0 || p.Step == fitSteps) CliRunner.Err.WriteLine(string.Create(CultureInfo.InvariantCulture, $"fit mapping {p.Step}/{fitSteps}  mse {p.Mse:F4}"));
+                }));
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"mapping fitted: mse {fit.TrainMse:F4} (held out {fit.HeldOutMse:F4}); class read from w, held out: {string.Join(", ", fit.ClassAccuracy.Select(kv => $"{kv.Key} {kv.Value:P1}"))}"));
+            }
 
             // Ctrl+C or SIGTERM (kill PID) stops between steps and still writes a checkpoint and the export.
             using var cancel = new CancellationTokenSource();
@@ -157,6 +175,18 @@ internal static class TrainStyleGanCommand
 
     private static string Describe(StyleGanProgress p) => string.Create(CultureInfo.InvariantCulture,
         $"step {p.Step}/{p.TotalSteps} {p.Kimg:F1} kimg  rec {p.Last.GReconstruction:F3}{(p.Last.GEncoder > 0 ? string.Create(CultureInfo.InvariantCulture, $"  enc {p.Last.GEncoder:F3} match {p.Last.LatentMatch:F3}") : "")}{(p.Last.GAttributes > 0 ? string.Create(CultureInfo.InvariantCulture, $"  attr {p.Last.GAttributes:F3}") : "")}{(double.IsNaN(p.Last.DLoss) ? "  (no discriminator yet)" : string.Create(CultureInfo.InvariantCulture, $"  G {p.Last.GAdversarial:F3} D {p.Last.DLoss:F3}"))}  {p.ImagesPerSecond:F1} img/s");
+
+    private static bool ParseCodes(string? value) => value?.Trim().ToLowerInvariant() switch
+    {
+        "encoder" => false,
+        "designed" => true,
+        _ => throw new CliException($"--codes {value}: use encoder or designed."),
+    };
+
+    private sealed class InlineFit(Action<(int Step, double Mse)> report) : IProgress<(int Step, double Mse)>
+    {
+        public void Report((int Step, double Mse) value) => report(value);
+    }
 
     /// <summary>Reports on the training thread (Progress&lt;T&gt; would post to the thread pool and reorder lines).</summary>
     private sealed class InlineProgress(Action<StyleGanProgress> report) : IProgress<StyleGanProgress>

@@ -95,12 +95,60 @@ public sealed class LatentFaceMap
         return result;
     }
 
+    /// <summary>The height of a class's entry (and of a two-way style choice's sign) in a designed code.</summary>
+    public const float CodeAmplitude = 2f;
+
+    /// <summary>
+    /// The designed code of each row of <paramref name="z"/>: a w of <paramref name="wDim"/> values that spells out what
+    /// z is tied to, for the designed-code path (<see cref="StyleGanTrainingSettings.DesignedCodes"/>). One entry per
+    /// attribute class in <see cref="FaceAttributes.Schema"/> order (<see cref="CodeAmplitude"/> for the face's class,
+    /// 0 for the others), then the normalised z value of each geometry dimension, then the renderer's style choices
+    /// (a class entry per choice of the many-way ones, ±<see cref="CodeAmplitude"/> for the two-way ones); zeros after.
+    /// </summary>
+    /// <remarks>The classes are read from the attributes the map ties z to (facial hair "none" for every woman), and the
+    /// style choices from the renderer's own hash of the final geometry, so a code never disagrees with its render.</remarks>
+    public float[] Codes(ReadOnlySpan<float> z, int wDim)
+    {
+        if (wDim < RequiredZDim) throw new ArgumentException($"A designed code needs w_dim of at least {RequiredZDim}; the generator has {wDim}.");
+        if (z.Length % _zDim != 0) throw new ArgumentException($"z has {z.Length} values, not a multiple of z_dim {_zDim}.");
+        int rows = z.Length / _zDim;
+        var codes = new float[rows * wDim];
+        for (int i = 0; i < rows; i++)
+        {
+            var row = z.Slice(i * _zDim, _zDim);
+            var code = codes.AsSpan(i * wDim, wDim);
+            var face = Attributes1(row);
+            var labels = face.ToLabels();
+            for (int a = 0; a < labels.Length; a++) code[GroupOffsets[a] + labels[a]] = CodeAmplitude;
+            var scale = NormalisationScale(row);
+            for (int k = 0; k < GeometryFields.Count; k++) code[CategoricalDims + k] = row[CategoricalDims + k] * scale;
+            var choices = RendererStyles.Of(face.Geometry);
+            for (int s = 0, d = CategoricalDims + GeometryFields.Count; s < choices.Length; s++)
+            {
+                int count = RendererStyles.Counts[s];
+                if (count == 2) code[d++] = choices[s] == 1 ? CodeAmplitude : -CodeAmplitude;
+                else
+                {
+                    code[d + choices[s]] = CodeAmplitude;
+                    d += count;
+                }
+            }
+        }
+        return codes;
+    }
+
+    /// <summary>The mapping network's normalize_2nd_moment factor for one z, in the same precision.</summary>
+    private static float NormalisationScale(ReadOnlySpan<float> z)
+    {
+        float meanSquare = 0;
+        foreach (var v in z) meanSquare += v * v;
+        return 1 / MathF.Sqrt(meanSquare / z.Length + 1e-8f);
+    }
+
     private FaceAttributes Attributes1(ReadOnlySpan<float> z)
     {
         // The mapping network's normalize_2nd_moment, in the same precision, so the map reads what G reads.
-        float meanSquare = 0;
-        foreach (var v in z) meanSquare += v * v;
-        var scale = 1 / MathF.Sqrt(meanSquare / z.Length + 1e-8f);
+        var scale = NormalisationScale(z);
 
         var gender = (Gender)Class(z, 0, scale, null, UniformOffsets[0]);
         bool man = gender == Gender.Man;

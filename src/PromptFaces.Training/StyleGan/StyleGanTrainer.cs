@@ -24,6 +24,12 @@ public sealed record StyleGanStepStats(
     double RealLogit,
     double FakeLogit);
 
+/// <summary>
+/// What <see cref="StyleGanTrainer.FitMapping"/> reached: the last step's mean squared error, the same on held-out z,
+/// and per attribute the share of held-out z whose w has its largest class entry at the tied class.
+/// </summary>
+public sealed record MappingFit(double TrainMse, double HeldOutMse, IReadOnlyDictionary<string, double> ClassAccuracy);
+
 /// <summary>Where a run stands, reported after every step.</summary>
 public sealed record StyleGanProgress(int Step, int TotalSteps, double Kimg, double ImagesPerSecond, StyleGanStepStats Last);
 
@@ -98,7 +104,7 @@ public sealed class StyleGanTrainer : IDisposable
         GeneratorEma.Freeze();
         _optG = new NamedAdam(Generator, settings.GLearningRate, settings.Beta1, settings.Beta2, settings.AdamEps);
         _optD = new NamedAdam(Discriminator, settings.DLearningRate, settings.Beta1, settings.Beta2, settings.AdamEps);
-        if (settings.EncoderWeight > 0)
+        if (settings.EncoderWeight > 0 && !settings.DesignedCodes)
         {
             // Seeded on its own, after G and D, so that switching the encoder on leaves their initial weights as they were.
             random.manual_seed(settings.Seed ^ 0xE4C0DE);
@@ -141,7 +147,7 @@ public sealed class StyleGanTrainer : IDisposable
     public static StyleGanTrainer Resume(string checkpointPath, string outputDir, Device? device = null, FaceDataset? reals = null,
         StyleGanTrainingSettings? runControl = null, double? adversarialStartKimg = null, double? adversarialRampKimg = null,
         bool keepTotalSteps = false, double? learningRate = null, double? encoderWeight = null, double? latentMatchWeight = null,
-        double? attributeWeight = null, string? attributeClassifier = null)
+        double? attributeWeight = null, string? attributeClassifier = null, bool? designedCodes = null, double? codeNoise = null)
     {
         var checkpoint = TrainingCheckpoint.Read(checkpointPath);
         var settings = StyleGanTrainingSettings.FromJson(checkpoint.Metadata(SettingsKey), checkpointPath);
@@ -156,6 +162,8 @@ public sealed class StyleGanTrainer : IDisposable
             EncoderWeight = encoderWeight ?? settings.EncoderWeight,
             LatentMatchWeight = latentMatchWeight ?? settings.LatentMatchWeight,
             AttributeWeight = attributeWeight ?? settings.AttributeWeight,
+            DesignedCodes = designedCodes ?? settings.DesignedCodes,
+            CodeNoise = codeNoise ?? settings.CodeNoise,
         };
         if (settings.Validate() is string problem) throw new ArgumentException(problem);
         var trainer = new StyleGanTrainer(settings, outputDir, device ?? CPU, reals, attributeClassifier);
@@ -198,14 +206,15 @@ public sealed class StyleGanTrainer : IDisposable
         var targetBytes = attributes is null ? null : Render(attributes);
         var labels = _classifier is null ? null : attributes!.SelectMany(a => a.ToLabels().Select(l => (long)l)).ToArray();
         var dataIndices = _reals is null ? null : DatasetIndices(step, batch);
-        return GcQuiet.Run(() => TrainStepTensors(z, targetBytes, labels, dataIndices));
+        var codes = Settings.DesignedCodes ? _map!.Codes(z, s.Generator.WDim) : null;
+        return GcQuiet.Run(() => TrainStepTensors(z, targetBytes, labels, dataIndices, codes));
     }
 
     /// <summary>
     /// The tensor work of a step. It runs with the garbage collector paused (<see cref="GcQuiet"/>): TorchSharp leaves
     /// the Scalars behind every double argument to finalizers, which could otherwise free one while an op still reads it.
     /// </summary>
-    private StyleGanStepStats TrainStepTensors(float[] zValues, byte[]? targetBytes, long[]? labelValues, int[]? dataIndices)
+    private StyleGanStepStats TrainStepTensors(float[] zValues, byte[]? targetBytes, long[]? labelValues, int[]? dataIndices, float[]? codeValues)
     {
         var s = Settings;
         int batch = s.BatchSize, step = Step;
@@ -234,13 +243,22 @@ public sealed class StyleGanTrainer : IDisposable
             gLoss = gLoss + gAttr * s.AttributeWeight;
         }
 
-        // The encoder path: the synthesis network draws each target back from the encoder's code of it, and the
-        // mapping network is pulled towards that code (held fixed there, so the codes answer only to the drawing).
+        // The code path: the synthesis network draws each target back from a code of it (the encoder's reading, or the
+        // designed code), and the mapping network is pulled towards that code (held fixed there, so an encoder's codes
+        // answer only to the drawing).
         Tensor? gEnc = null, wMatch = null;
-        if (_encoder is not null)
+        if (_encoder is not null || codeValues is not null)
         {
-            var code = _encoder.Forward(targets!);                                              // (B, w_dim)
-            var drawn = Generator.Synthesis.Forward(code.unsqueeze(1).expand(-1, ws.shape[1], -1), s.TrainingNoise, noiseRng);
+            var code = codeValues is null
+                ? _encoder!.Forward(targets!)                                                   // (B, w_dim)
+                : tensor(codeValues, new long[] { batch, s.Generator.WDim }).to(_device);
+            var drawFrom = code;
+            if (codeValues is not null && s.CodeNoise > 0)
+            {
+                using var codeRng = new TorchSharp.torch.Generator(StepSeed(step, stream: 4), _device);
+                drawFrom = code + randn(code.shape, device: _device, generator: codeRng) * s.CodeNoise;
+            }
+            var drawn = Generator.Synthesis.Forward(drawFrom.unsqueeze(1).expand(-1, ws.shape[1], -1), s.TrainingNoise, noiseRng);
             gEnc = ReconstructionLoss(drawn, targets!);
             gLoss = gLoss + gEnc * s.EncoderWeight;
             if (s.LatentMatchWeight > 0)
@@ -248,7 +266,7 @@ public sealed class StyleGanTrainer : IDisposable
                 wMatch = (ws.select(1, 0) - code.detach()).square().mean();
                 gLoss = gLoss + wMatch * s.LatentMatchWeight;
             }
-            _encoder.zero_grad();
+            _encoder?.zero_grad();
         }
         Generator.zero_grad();
         gLoss.backward();
@@ -324,6 +342,72 @@ public sealed class StyleGanTrainer : IDisposable
         SaveAll();
     }
 
+    /// <summary>
+    /// Fits the mapping network to the designed codes by regression alone (mean squared error, Adam, large batches of
+    /// fresh z), then copies it into G_ema and re-centres w_avg on its new outputs. The mapping network is a small
+    /// MLP, so thousands of such steps take minutes, where the same regression inside <see cref="TrainStep"/> would see
+    /// one batch of 16 per synthesis step. The synthesis network is untouched. Draws come from streams of their own,
+    /// so a fit does not disturb the run's later steps.
+    /// </summary>
+    public MappingFit FitMapping(int steps, int batch = 256, double learningRate = 1e-3, IProgress<(int Step, double Mse)>? progress = null)
+    {
+        if (_map is null || !Settings.DesignedCodes) throw new InvalidOperationException("Fitting the mapping network needs designed codes (--codes designed).");
+        if (steps < 1 || batch < 1) throw new ArgumentException("The fit needs at least one step and a batch of at least one.");
+        var mapping = Generator.Mapping;
+        int zDim = Settings.Generator.ZDim, wDim = Settings.Generator.WDim;
+        using var opt = new NamedAdam(mapping, learningRate, 0.9, 0.99, 1e-8);
+        double mse = double.NaN;
+        for (int i = 0; i < steps; i++)
+        {
+            var (z, codes) = DrawCodes(0xF17_0000UL + (ulong)Step * 100_003UL + (ulong)i, batch);
+            mse = GcQuiet.Run(() =>
+            {
+                using var scope = NewDisposeScope();
+                var w = mapping.Forward(tensor(z, new long[] { batch, zDim }).to(_device)).select(1, 0);
+                var loss = (w - tensor(codes, new long[] { batch, wDim }).to(_device)).square().mean();
+                mapping.zero_grad();
+                loss.backward();
+                opt.Step();
+                return (double)loss.item<float>();
+            });
+            progress?.Report((i + 1, mse));
+        }
+
+        // Held-out check, copy into G_ema, w_avg from the fitted outputs.
+        const int heldOut = 2048;
+        var (zh, ch) = DrawCodes(0xF17_FFFFUL + (ulong)Step, heldOut);
+        var labels = _map.Attributes(zh).Select(a => a.ToLabels()).ToArray();
+        var schema = FaceAttributes.Schema;
+        var (heldMse, wValues) = GcQuiet.Run(() =>
+        {
+            using var scope = NewDisposeScope();
+            using var noGrad = no_grad();
+            var w = mapping.Forward(tensor(zh, new long[] { heldOut, zDim }).to(_device)).select(1, 0);
+            var m = (double)(w - tensor(ch, new long[] { heldOut, wDim }).to(_device)).square().mean().item<float>();
+            mapping.WAvg.copy_(w.mean(new long[] { 0 }));
+            var source = mapping.state_dict();
+            foreach (var (name, t) in GeneratorEma.Mapping.state_dict()) t.copy_(source[name]);
+            return (m, w.cpu().data<float>().ToArray());
+        });
+        var accuracy = new double[schema.Count];
+        for (int row = 0; row < heldOut; row++)
+            for (int a = 0, offset = 0; a < schema.Count; offset += schema[a].Classes, a++)
+            {
+                int best = 0;
+                for (int c = 1; c < schema[a].Classes; c++)
+                    if (wValues[row * wDim + offset + c] > wValues[row * wDim + offset + best]) best = c;
+                if (best == labels[row][a]) accuracy[a] += 1.0 / heldOut;
+            }
+        return new MappingFit(mse, heldMse, schema.Select(a => a.Name).Zip(accuracy).ToDictionary(p => p.First, p => p.Second));
+    }
+
+    private (float[] Z, float[] Codes) DrawCodes(ulong seed, int count)
+    {
+        using var rng = new TorchSharp.torch.Generator(seed ^ (ulong)Settings.Seed, CPU);
+        var z = randn(new long[] { count, Settings.Generator.ZDim }, generator: rng).data<float>().ToArray();
+        return (z, _map!.Codes(z, Settings.Generator.WDim));
+    }
+
     /// <summary>Writes the checkpoint and the G_ema export into the output folder.</summary>
     public void SaveAll()
     {
@@ -371,7 +455,9 @@ public sealed class StyleGanTrainer : IDisposable
             ["training_kimg"] = (ImagesSeen / 1000.0).ToString("F1"),
             ["training_settings"] = Settings.ToJson(),
             ["renderer_version"] = FaceRenderer.Version.ToString(),
-            ["training_objective"] = Settings.EncoderWeight > 0
+            ["training_objective"] = Settings.DesignedCodes
+                ? "StyleGAN2 (non-saturating logistic, lazy R1, G_ema, resnet D) + latent-tying L1 to procedural renders + designed-code path (renders drawn from a code that spells out their classes, geometry and styles; mapping regressed onto the codes)"
+                : Settings.EncoderWeight > 0
                 ? "StyleGAN2 (non-saturating logistic, lazy R1, G_ema, resnet D) + latent-tying L1 to procedural renders + encoder path (renders drawn back from an encoder's code; mapping regressed onto the codes)"
                 : Settings.ReconstructionWeight > 0
                 ? "StyleGAN2 (non-saturating logistic, lazy R1, G_ema, resnet D) + latent-tying L1 to procedural renders"
@@ -397,11 +483,12 @@ public sealed class StyleGanTrainer : IDisposable
         using var noGrad = no_grad();
         var images = GcQuiet.Run(() => GeneratorEma.Forward(FixedGridLatents(), noise: NoiseMode.Const).cpu());
         SaveGrid(images, path);
-        if (_encoder is null || _map is null) return;
+        if ((_encoder is null && !Settings.DesignedCodes) || _map is null) return;
         var targets = FixedGridTargets(_map);
+        var designed = Settings.DesignedCodes ? _map.Codes(FixedGridLatents().cpu().data<float>().ToArray(), Settings.Generator.WDim) : null;
         var encoded = GcQuiet.Run(() =>
         {
-            var code = _encoder.Forward(targets);
+            var code = designed is null ? _encoder!.Forward(targets) : tensor(designed, new long[] { GridSide * GridSide, Settings.Generator.WDim }).to(_device);
             return GeneratorEma.Synthesis.Forward(code.unsqueeze(1).expand(-1, GeneratorEma.NumWs, -1), NoiseMode.Const).cpu();
         });
         var name = Path.GetFileName(path);

@@ -64,6 +64,22 @@ public sealed record StyleGanTrainingSettings
     public double LatentMatchWeight { get; init; }
 
     /// <summary>
+    /// The code path's codes: false for a learned <see cref="RenderEncoder"/>'s reading of each render, true for the
+    /// designed code of <see cref="LatentFaceMap.Codes"/>, which spells out z's tied classes, geometry and style choices.
+    /// A learned code is whatever the encoder finds easy to draw from, which the mapping network then has to hit by
+    /// regression, and near misses draw no face; a designed code is a target the mapping network can be fitted to
+    /// directly (<see cref="StyleGanTrainer.FitMapping"/>), class by class. Needs <see cref="EncoderWeight"/>, the
+    /// code path's weight.
+    /// </summary>
+    public bool DesignedCodes { get; init; }
+
+    /// <summary>
+    /// Standard deviation of Gaussian noise added to each designed code before the synthesis network draws from it, so
+    /// that it also draws the face from a code the mapping network only nearly hits (0: none).
+    /// </summary>
+    public double CodeNoise { get; init; }
+
+    /// <summary>
     /// Weight of the attribute loss (0: none): a separately trained, frozen attribute classifier reads G(z), and its
     /// cross-entropy against the attributes z is tied to is added to G's loss. The L1 term weighs every pixel alike, so
     /// cues of a few pixels (eye colour, lashes and lipstick, the mouth) earn it little; this term asks for them by name.
@@ -114,6 +130,11 @@ public sealed record StyleGanTrainingSettings
         if (ReconstructionWeight < 0 || AdversarialWeight < 0 || AdversarialRampKimg < 0 || AdversarialStartKimg < 0 || EncoderWeight < 0 || LatentMatchWeight < 0 || AttributeWeight < 0)
             return "Loss weights and the adversarial start and ramp must not be negative.";
         if (LatentMatchWeight > 0 && EncoderWeight == 0) return "--latent-match-weight needs the encoder: give --encoder-weight too.";
+        if (DesignedCodes && EncoderWeight == 0) return "--codes designed needs the code path's weight: give --encoder-weight too.";
+        if (CodeNoise < 0) return $"--code-noise {CodeNoise} must not be negative.";
+        if (CodeNoise > 0 && !DesignedCodes) return "--code-noise applies to designed codes: give --codes designed too.";
+        if (DesignedCodes && Generator.WDim < LatentFaceMap.RequiredZDim)
+            return $"Designed codes need w_dim >= {LatentFaceMap.RequiredZDim}; the generator has {Generator.WDim}.";
         // The reconstruction loss, the encoder path and the attribute loss all read what z is tied to.
         if ((ReconstructionWeight > 0 || EncoderWeight > 0 || AttributeWeight > 0) && Generator.ZDim < LatentFaceMap.RequiredZDim)
             return $"Latent tying needs z_dim >= {LatentFaceMap.RequiredZDim}; the generator has {Generator.ZDim}.";
@@ -160,6 +181,8 @@ public sealed record StyleGanTrainingSettings
             ["encoder_weight"] = EncoderWeight,
             ["latent_match_weight"] = LatentMatchWeight,
             ["latent_layout"] = LatentFaceMap.Name(LatentLayout),
+            ["designed_codes"] = DesignedCodes,
+            ["code_noise"] = CodeNoise,
             ["attribute_weight"] = AttributeWeight,
             ["grid_every"] = GridEvery,
             ["checkpoint_every"] = CheckpointEvery,
@@ -202,6 +225,8 @@ public sealed record StyleGanTrainingSettings
                 EncoderWeight = o["encoder_weight"]?.GetValue<double>() ?? 0,            // absent in checkpoints from before the encoder
                 LatentMatchWeight = o["latent_match_weight"]?.GetValue<double>() ?? 0,
                 AttributeWeight = o["attribute_weight"]?.GetValue<double>() ?? 0,
+                DesignedCodes = o["designed_codes"]?.GetValue<bool>() ?? false,      // absent before designed codes: an encoder's
+                CodeNoise = o["code_noise"]?.GetValue<double>() ?? 0,
                 // Absent in checkpoints from before the interval layout, which all used argmax.
                 LatentLayout = o["latent_layout"] is JsonNode layout
                     ? LatentFaceMap.Parse(layout.GetValue<string>()) ?? throw new InvalidDataException($"'latent_layout' is '{layout.GetValue<string>()}'; expected 'argmax' or 'intervals'")
