@@ -54,6 +54,18 @@ public sealed class TrainStyleGanCommandTests : IDisposable
         Assert.Equal(2, code);
         Assert.Contains("--latent-layout onehot", stderr);
 
+        // Designed codes: an unknown kind of code is named, the tiny preset's w is too narrow for them, and a mapping
+        // fit without them is refused.
+        (code, _, stderr) = Run("train", "stylegan", "--out", output, "--resume", "--steps", "6", "--codes", "learned", "--threads", "1");
+        Assert.Equal(2, code);
+        Assert.Contains("--codes learned", stderr);
+        (code, _, stderr) = Run("train", "stylegan", "--out", output, "--resume", "--steps", "6", "--codes", "designed", "--threads", "1");
+        Assert.Equal(2, code);
+        Assert.Contains("w_dim", stderr);
+        (code, _, stderr) = Run("train", "stylegan", "--out", output, "--resume", "--steps", "6", "--fit-mapping", "5", "--threads", "1");
+        Assert.Equal(2, code);
+        Assert.Contains("--codes designed", stderr);
+
         // The attribute loss: its weight needs a classifier, a classifier needs the weight, and a missing file is named.
         var other = Path.Combine(_dir, "attr");
         (code, _, stderr) = Run("train", "stylegan", "--preset", "tiny32", "--out", other, "--steps", "1", "--attribute-weight", "1");
