@@ -32,7 +32,9 @@ internal static class TrainStyleGanCommand
         var latentMatch = new Option<double>("--latent-match-weight") { Description = "With --encoder-weight: pull the mapping network's w for z towards the encoder's code of z's render.", DefaultValueFactory = _ => 0 };
         var codes = new Option<string>("--codes") { Description = "The code path's codes (with --encoder-weight): encoder (a learned encoder reads each render) or designed (a fixed code spelling out z's tied classes, geometry and style choices, which --fit-mapping can fit the mapping network to). Can be changed when resuming.", DefaultValueFactory = _ => "encoder" };
         var codeNoise = new Option<double>("--code-noise") { Description = "With --codes designed: standard deviation of Gaussian noise on each code the synthesis network draws from.", DefaultValueFactory = _ => 0 };
-        var fitMapping = new Option<int>("--fit-mapping") { Description = "With --codes designed: before training, fit the mapping network to the designed codes by regression for this many steps of 256 latents (minutes on a CPU), and print its held-out class accuracy.", DefaultValueFactory = _ => 0 };
+        var fitMapping = new Option<int>("--fit-mapping") { Description = "With --codes designed: before training, fit the mapping network to the designed codes by regression for this many steps (minutes on a CPU), and print its held-out class accuracy.", DefaultValueFactory = _ => 0 };
+        var fitBatch = new Option<int>("--fit-batch") { Description = "Latents per step of --fit-mapping.", DefaultValueFactory = _ => 256 };
+        var fitLr = new Option<double>("--fit-lr") { Description = "Adam learning rate of --fit-mapping at its start; it falls to a tenth on a cosine.", DefaultValueFactory = _ => 1e-3 };
         var layout = new Option<string>("--latent-layout") { Description = "How the latent-tying map reads each attribute from z: argmax (one dimension per class) or intervals (one dimension per attribute, cut by the class odds; the mapping network learns it far faster). Fixed for the run.", DefaultValueFactory = _ => "argmax" };
         var attrWeight = new Option<double>("--attribute-weight") { Description = "Weight of the attribute loss (0: none): a frozen attribute classifier's cross-entropy on G(z) against the attributes z is tied to. Needs --attribute-classifier; can be switched on when resuming.", DefaultValueFactory = _ => 0 };
         var attrClassifier = new Option<string?>("--attribute-classifier") { Description = "The classifier of --attribute-weight: a checkpoint of 'promptfaces train judge' trained with a seed of its own (never the evaluation's judge). Give it again on every resume of such a run." };
@@ -53,7 +55,7 @@ internal static class TrainStyleGanCommand
 
         var command = new Command("stylegan", "Train the small StyleGAN2 on procedurally rendered faces.")
         {
-            data, output, preset, steps, kimg, batch, seed, resume, lr, r1, rec, encoder, latentMatch, codes, codeNoise, fitMapping, layout, attrWeight, attrClassifier, adv, advStart, advRamp, noise, recBeta1, mappingLr, dChannelBase, emaKimg, gridEvery, checkpointEvery, logEvery,
+            data, output, preset, steps, kimg, batch, seed, resume, lr, r1, rec, encoder, latentMatch, codes, codeNoise, fitMapping, fitBatch, fitLr, layout, attrWeight, attrClassifier, adv, advStart, advRamp, noise, recBeta1, mappingLr, dChannelBase, emaKimg, gridEvery, checkpointEvery, logEvery,
             device, libtorch, threads,
         };
         command.SetAction(r =>
@@ -123,7 +125,7 @@ internal static class TrainStyleGanCommand
             if (r.GetValue(fitMapping) is int fitSteps and > 0)
             {
                 if (!s.DesignedCodes) throw new CliException("--fit-mapping fits the mapping network to designed codes: give --codes designed (and --encoder-weight).");
-                var fit = trainer.FitMapping(fitSteps, progress: new InlineFit(p =>
+                var fit = trainer.FitMapping(fitSteps, r.GetValue(fitBatch), r.GetValue(fitLr), progress: new InlineFit(p =>
                 {
                     if (p.Step % 250 == 0 || p.Step == fitSteps) CliRunner.Err.WriteLine(string.Create(CultureInfo.InvariantCulture, $"fit mapping {p.Step}/{fitSteps}  mse {p.Mse:F4}"));
                 }));

@@ -13,7 +13,8 @@ public sealed class NamedAdam : IDisposable
 {
     private readonly List<(string Name, Parameter Param, Tensor ExpAvg, Tensor ExpAvgSq)> _slots = new();
 
-    public double LearningRate { get; }
+    /// <summary>The step size; a schedule may change it between steps.</summary>
+    public double LearningRate { get; set; }
     public double Beta1 { get; }
     public double Beta2 { get; }
     public double Eps { get; }

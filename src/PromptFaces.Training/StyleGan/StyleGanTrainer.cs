@@ -346,8 +346,9 @@ public sealed class StyleGanTrainer : IDisposable
     /// Fits the mapping network to the designed codes by regression alone (mean squared error, Adam, large batches of
     /// fresh z), then copies it into G_ema and re-centres w_avg on its new outputs. The mapping network is a small
     /// MLP, so thousands of such steps take minutes, where the same regression inside <see cref="TrainStep"/> would see
-    /// one batch of 16 per synthesis step. The synthesis network is untouched. Draws come from streams of their own,
-    /// so a fit does not disturb the run's later steps.
+    /// one batch of 16 per synthesis step. The learning rate falls from <paramref name="learningRate"/> to a tenth of it
+    /// on a cosine over the steps. The synthesis network is untouched. Draws come from streams of their own, so a fit
+    /// does not disturb the run's later steps.
     /// </summary>
     public MappingFit FitMapping(int steps, int batch = 256, double learningRate = 1e-3, IProgress<(int Step, double Mse)>? progress = null)
     {
@@ -359,6 +360,7 @@ public sealed class StyleGanTrainer : IDisposable
         double mse = double.NaN;
         for (int i = 0; i < steps; i++)
         {
+            opt.LearningRate = learningRate * (0.55 + 0.45 * Math.Cos(Math.PI * i / steps));
             var (z, codes) = DrawCodes(0xF17_0000UL + (ulong)Step * 100_003UL + (ulong)i, batch);
             mse = GcQuiet.Run(() =>
             {
