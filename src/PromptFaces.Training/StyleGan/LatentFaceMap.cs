@@ -113,9 +113,11 @@ public sealed class LatentFaceMap
         if (z.Length % _zDim != 0) throw new ArgumentException($"z has {z.Length} values, not a multiple of z_dim {_zDim}.");
         int rows = z.Length / _zDim;
         var codes = new float[rows * wDim];
-        for (int i = 0; i < rows; i++)
+        var zs = z.ToArray();
+        // Rows are independent; the style-choice search makes each one cost tens of microseconds, so they run in parallel.
+        Parallel.For(0, rows, i =>
         {
-            var row = z.Slice(i * _zDim, _zDim);
+            var row = zs.AsSpan(i * _zDim, _zDim);
             var code = codes.AsSpan(i * wDim, wDim);
             var face = Attributes1(row);
             var labels = face.ToLabels();
@@ -133,7 +135,7 @@ public sealed class LatentFaceMap
                     d += count;
                 }
             }
-        }
+        });
         return codes;
     }
 
