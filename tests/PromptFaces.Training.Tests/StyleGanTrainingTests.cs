@@ -528,6 +528,15 @@ public sealed class StyleGanTrainingTests : IDisposable
             switched.Run(cancel: TestContext.Current.CancellationToken);
         }
         Assert.DoesNotContain(Generation.Checkpoints.SafeTensorsFile.Read(Path.Combine(encoderRun, StyleGanTrainer.CheckpointFile)).Tensors.Keys, k => k.StartsWith("E.", StringComparison.Ordinal));
+
+        // The latent layout: a run drawing from designed codes may change it (only its mapping network must follow);
+        // a run whose synthesis network learned z itself may not.
+        var designedCheckpoint = Path.Combine(encoderRun, StyleGanTrainer.CheckpointFile);
+        using (var relaid = StyleGanTrainer.Resume(designedCheckpoint, encoderRun, runControl: TinySettings(2), latentLayout: LatentLayout.Intervals))
+            Assert.Equal(LatentLayout.Intervals, relaid.Settings.LatentLayout);
+        var refused = Assert.Throws<ArgumentException>(() => StyleGanTrainer.Resume(designedCheckpoint, encoderRun, runControl: TinySettings(2),
+            designedCodes: false, latentLayout: LatentLayout.Intervals));
+        Assert.Contains("argmax layout", refused.Message);
     }
 
     [Fact]

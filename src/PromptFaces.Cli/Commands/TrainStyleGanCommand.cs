@@ -35,7 +35,7 @@ internal static class TrainStyleGanCommand
         var fitMapping = new Option<int>("--fit-mapping") { Description = "With --codes designed: before training, fit the mapping network to the designed codes by regression for this many steps (minutes on a CPU), and print its held-out class accuracy.", DefaultValueFactory = _ => 0 };
         var fitBatch = new Option<int>("--fit-batch") { Description = "Latents per step of --fit-mapping.", DefaultValueFactory = _ => 256 };
         var fitLr = new Option<double>("--fit-lr") { Description = "Adam learning rate of --fit-mapping at its start; it falls to a tenth on a cosine.", DefaultValueFactory = _ => 1e-3 };
-        var layout = new Option<string>("--latent-layout") { Description = "How the latent-tying map reads each attribute from z: argmax (one dimension per class) or intervals (one dimension per attribute, cut by the class odds; the mapping network learns it far faster). Fixed for the run.", DefaultValueFactory = _ => "argmax" };
+        var layout = new Option<string>("--latent-layout") { Description = "How the latent-tying map reads each attribute from z: argmax (one dimension per class) or intervals (one dimension per attribute, cut by the class odds; the mapping network learns it far faster). Fixed for the run, unless it draws from designed codes.", DefaultValueFactory = _ => "argmax" };
         var attrWeight = new Option<double>("--attribute-weight") { Description = "Weight of the attribute loss (0: none): a frozen attribute classifier's cross-entropy on G(z) against the attributes z is tied to. Needs --attribute-classifier; can be switched on when resuming.", DefaultValueFactory = _ => 0 };
         var attrClassifier = new Option<string?>("--attribute-classifier") { Description = "The classifier of --attribute-weight: a checkpoint of 'promptfaces train judge' trained with a seed of its own (never the evaluation's judge). Give it again on every resume of such a run." };
         var adv = new Option<double>("--adv-weight") { Description = "Weight of the adversarial G loss.", DefaultValueFactory = _ => 1.0 };
@@ -112,13 +112,12 @@ internal static class TrainStyleGanCommand
                     attributeWeight: r.GetResult(attrWeight) is { Implicit: false } ? r.GetValue(attrWeight) : null,
                     attributeClassifier: r.GetValue(attrClassifier),
                     designedCodes: r.GetResult(codes) is { Implicit: false } ? settings.DesignedCodes : null,
-                    codeNoise: r.GetResult(codeNoise) is { Implicit: false } ? settings.CodeNoise : null)
+                    codeNoise: r.GetResult(codeNoise) is { Implicit: false } ? settings.CodeNoise : null,
+                    latentLayout: r.GetResult(layout) is { Implicit: false } ? settings.LatentLayout : null)
                 : StyleGanTrainer.Create(settings, outDir, dev, reals, r.GetValue(attrClassifier));
             var s = trainer.Settings;
             if (r.GetValue(attrClassifier) is not null && s.AttributeWeight == 0)
                 throw new CliException("--attribute-classifier is read only by the attribute loss: give --attribute-weight too.");
-            if (r.GetResult(layout) is { Implicit: false } && s.LatentLayout != settings.LatentLayout)
-                throw new CliException($"--latent-layout {r.GetValue(layout)}: {checkpoint} was trained with the {LatentFaceMap.Name(s.LatentLayout)} layout, and a run keeps its layout (its generator has learned it). Leave the option out to resume, or start a new run with another --out.");
             CliRunner.Err.MarkupLineInterpolated(
                 $"[grey]StyleGAN2 {s.Generator.Resolution}px, {trainer.Generator.ParameterCount:N0} G / {trainer.Discriminator.ParameterCount:N0} D parameters, batch {s.BatchSize}, step {trainer.Step} of {s.TotalSteps}, {ComputeDevices.DescribeDevice(dev)} → {Path.GetFullPath(outDir)}[/]");
 

@@ -147,10 +147,12 @@ public sealed class StyleGanTrainer : IDisposable
     public static StyleGanTrainer Resume(string checkpointPath, string outputDir, Device? device = null, FaceDataset? reals = null,
         StyleGanTrainingSettings? runControl = null, double? adversarialStartKimg = null, double? adversarialRampKimg = null,
         bool keepTotalSteps = false, double? learningRate = null, double? encoderWeight = null, double? latentMatchWeight = null,
-        double? attributeWeight = null, string? attributeClassifier = null, bool? designedCodes = null, double? codeNoise = null)
+        double? attributeWeight = null, string? attributeClassifier = null, bool? designedCodes = null, double? codeNoise = null,
+        LatentLayout? latentLayout = null)
     {
         var checkpoint = TrainingCheckpoint.Read(checkpointPath);
         var settings = StyleGanTrainingSettings.FromJson(checkpoint.Metadata(SettingsKey), checkpointPath);
+        var checkpointLayout = settings.LatentLayout;
         if (runControl is not null)
             settings = settings.WithRunControl(keepTotalSteps ? runControl with { TotalSteps = settings.TotalSteps } : runControl);
         settings = settings with
@@ -164,7 +166,12 @@ public sealed class StyleGanTrainer : IDisposable
             AttributeWeight = attributeWeight ?? settings.AttributeWeight,
             DesignedCodes = designedCodes ?? settings.DesignedCodes,
             CodeNoise = codeNoise ?? settings.CodeNoise,
+            LatentLayout = latentLayout ?? settings.LatentLayout,
         };
+        // The layout says how z is tied to a face. A run whose synthesis network draws from designed codes has learned
+        // the codes, not z, so only its mapping network must learn a new layout (fit it with FitMapping).
+        if (settings.LatentLayout != checkpointLayout && !settings.DesignedCodes)
+            throw new ArgumentException($"{checkpointPath} was trained with the {LatentFaceMap.Name(checkpointLayout)} layout, and a run keeps its layout (its generator has learned it). Only a run with designed codes (--codes designed) may change it, and then its mapping network needs a refit (--fit-mapping).");
         if (settings.Validate() is string problem) throw new ArgumentException(problem);
         var trainer = new StyleGanTrainer(settings, outputDir, device ?? CPU, reals, attributeClassifier);
         try
