@@ -91,7 +91,9 @@ public sealed class LatentFaceMap
     {
         if (z.Length % _zDim != 0) throw new ArgumentException($"z has {z.Length} values, not a multiple of z_dim {_zDim}.");
         var result = new FaceAttributes[z.Length / _zDim];
-        for (int i = 0; i < result.Length; i++) result[i] = Attributes1(z.Slice(i * _zDim, _zDim));
+        var zs = z.ToArray();
+        // Rows are independent; the style-choice search makes each one cost tens of microseconds, so they run in parallel.
+        Parallel.For(0, result.Length, i => result[i] = Attributes1(zs.AsSpan(i * _zDim, _zDim)));
         return result;
     }
 
@@ -107,19 +109,24 @@ public sealed class LatentFaceMap
     /// </summary>
     /// <remarks>The classes are read from the attributes the map ties z to (facial hair "none" for every woman), and the
     /// style choices from the renderer's own hash of the final geometry, so a code never disagrees with its render.</remarks>
-    public float[] Codes(ReadOnlySpan<float> z, int wDim)
+    public float[] Codes(ReadOnlySpan<float> z, int wDim) => Codes(z, Attributes(z), wDim);
+
+    /// <summary>
+    /// <see cref="Codes(ReadOnlySpan{float}, int)"/> for latents whose <see cref="Attributes"/> the caller has already
+    /// read (<paramref name="faces"/>, one per row of <paramref name="z"/>), so the style-choice search is not run twice.
+    /// </summary>
+    public float[] Codes(ReadOnlySpan<float> z, IReadOnlyList<FaceAttributes> faces, int wDim)
     {
         if (wDim < RequiredZDim) throw new ArgumentException($"A designed code needs w_dim of at least {RequiredZDim}; the generator has {wDim}.");
         if (z.Length % _zDim != 0) throw new ArgumentException($"z has {z.Length} values, not a multiple of z_dim {_zDim}.");
         int rows = z.Length / _zDim;
+        if (faces.Count != rows) throw new ArgumentException($"{faces.Count} faces for {rows} latents.");
         var codes = new float[rows * wDim];
-        var zs = z.ToArray();
-        // Rows are independent; the style-choice search makes each one cost tens of microseconds, so they run in parallel.
-        Parallel.For(0, rows, i =>
+        for (int i = 0; i < rows; i++)
         {
-            var row = zs.AsSpan(i * _zDim, _zDim);
+            var row = z.Slice(i * _zDim, _zDim);
             var code = codes.AsSpan(i * wDim, wDim);
-            var face = Attributes1(row);
+            var face = faces[i];
             var labels = face.ToLabels();
             for (int a = 0; a < labels.Length; a++) code[GroupOffsets[a] + labels[a]] = CodeAmplitude;
             var scale = NormalisationScale(row);
@@ -135,7 +142,7 @@ public sealed class LatentFaceMap
                     d += count;
                 }
             }
-        });
+        }
         return codes;
     }
 

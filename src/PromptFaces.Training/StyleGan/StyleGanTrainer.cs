@@ -213,7 +213,7 @@ public sealed class StyleGanTrainer : IDisposable
         var targetBytes = attributes is null ? null : Render(attributes);
         var labels = _classifier is null ? null : attributes!.SelectMany(a => a.ToLabels().Select(l => (long)l)).ToArray();
         var dataIndices = _reals is null ? null : DatasetIndices(step, batch);
-        var codes = Settings.DesignedCodes ? _map!.Codes(z, s.Generator.WDim) : null;
+        var codes = Settings.DesignedCodes ? _map!.Codes(z, attributes!, s.Generator.WDim) : null;
         return GcQuiet.Run(() => TrainStepTensors(z, targetBytes, labels, dataIndices, codes));
     }
 
@@ -368,7 +368,7 @@ public sealed class StyleGanTrainer : IDisposable
         for (int i = 0; i < steps; i++)
         {
             opt.LearningRate = learningRate * (0.55 + 0.45 * Math.Cos(Math.PI * i / steps));
-            var (z, codes) = DrawCodes(0xF17_0000UL + (ulong)Step * 100_003UL + (ulong)i, batch);
+            var (z, _, codes) = DrawCodes(0xF17_0000UL + (ulong)Step * 100_003UL + (ulong)i, batch);
             mse = GcQuiet.Run(() =>
             {
                 using var scope = NewDisposeScope();
@@ -384,8 +384,8 @@ public sealed class StyleGanTrainer : IDisposable
 
         // Held-out check, copy into G_ema, w_avg from the fitted outputs.
         const int heldOut = 2048;
-        var (zh, ch) = DrawCodes(0xF17_FFFFUL + (ulong)Step, heldOut);
-        var labels = _map.Attributes(zh).Select(a => a.ToLabels()).ToArray();
+        var (zh, faces, ch) = DrawCodes(0xF17_FFFFUL + (ulong)Step, heldOut);
+        var labels = faces.Select(a => a.ToLabels()).ToArray();
         var schema = FaceAttributes.Schema;
         var (heldMse, wValues) = GcQuiet.Run(() =>
         {
@@ -410,11 +410,12 @@ public sealed class StyleGanTrainer : IDisposable
         return new MappingFit(mse, heldMse, schema.Select(a => a.Name).Zip(accuracy).ToDictionary(p => p.First, p => p.Second));
     }
 
-    private (float[] Z, float[] Codes) DrawCodes(ulong seed, int count)
+    private (float[] Z, FaceAttributes[] Faces, float[] Codes) DrawCodes(ulong seed, int count)
     {
         using var rng = new TorchSharp.torch.Generator(seed ^ (ulong)Settings.Seed, CPU);
         var z = randn(new long[] { count, Settings.Generator.ZDim }, generator: rng).data<float>().ToArray();
-        return (z, _map!.Codes(z, Settings.Generator.WDim));
+        var faces = _map!.Attributes(z);
+        return (z, faces, _map.Codes(z, faces, Settings.Generator.WDim));
     }
 
     /// <summary>Writes the checkpoint and the G_ema export into the output folder.</summary>
@@ -493,8 +494,9 @@ public sealed class StyleGanTrainer : IDisposable
         var images = GcQuiet.Run(() => GeneratorEma.Forward(FixedGridLatents(), noise: NoiseMode.Const).cpu());
         SaveGrid(images, path);
         if ((_encoder is null && !Settings.DesignedCodes) || _map is null) return;
-        var targets = FixedGridTargets(_map);
-        var designed = Settings.DesignedCodes ? _map.Codes(FixedGridLatents().cpu().data<float>().ToArray(), Settings.Generator.WDim) : null;
+        var (z, faces) = FixedGridFaces(_map);
+        var targets = TargetImages(faces);
+        var designed = Settings.DesignedCodes ? _map.Codes(z, faces, Settings.Generator.WDim) : null;
         var encoded = GcQuiet.Run(() =>
         {
             var code = designed is null ? _encoder!.Forward(targets) : tensor(designed, new long[] { GridSide * GridSide, Settings.Generator.WDim }).to(_device);
@@ -510,15 +512,21 @@ public sealed class StyleGanTrainer : IDisposable
         var path = Path.Combine(_outputDir, "grid-targets.png");
         if (_map is null || File.Exists(path)) return;
         using var scope = NewDisposeScope();
-        SaveGrid(FixedGridTargets(_map), path);
+        SaveGrid(TargetImages(FixedGridFaces(_map).Faces), path);
     }
 
-    /// <summary>The renders tied to the fixed grid latents, (64, 3, R, R) in [-1, 1] on the device.</summary>
-    private Tensor FixedGridTargets(LatentFaceMap map)
+    /// <summary>The fixed grid latents' values and the faces they are tied to.</summary>
+    private (float[] Z, FaceAttributes[] Faces) FixedGridFaces(LatentFaceMap map)
     {
         var z = FixedGridLatents().cpu().data<float>().ToArray();
-        var bytes = Render(map.Attributes(z));          // outside the GC-quiet region: rendering allocates managed memory
-        return GcQuiet.Run(() => ToImages(bytes, GridSide * GridSide));
+        return (z, map.Attributes(z));
+    }
+
+    /// <summary>The renders of <paramref name="faces"/>, (N, 3, R, R) in [-1, 1] on the device.</summary>
+    private Tensor TargetImages(FaceAttributes[] faces)
+    {
+        var bytes = Render(faces);                      // outside the GC-quiet region: rendering allocates managed memory
+        return GcQuiet.Run(() => ToImages(bytes, faces.Length));
     }
 
     private Tensor FixedGridLatents()
