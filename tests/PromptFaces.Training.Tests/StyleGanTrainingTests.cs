@@ -361,6 +361,36 @@ public sealed class StyleGanTrainingTests : IDisposable
             Assert.False(moved.Settings.AdversarialActiveAt(4_000));
         }
         Assert.Throws<ArgumentException>(() => StyleGanTrainer.Resume(checkpoint, dir, runControl: TinySettings(2), adversarialRampKimg: -1));
+
+        // The weight too: a supervised run can end with a gentle adversarial phase.
+        using (var gentle = StyleGanTrainer.Resume(checkpoint, dir, runControl: TinySettings(2), adversarialWeight: 0.25))
+        {
+            Assert.Equal(0.25, gentle.Settings.AdversarialWeight);
+            Assert.Equal(0.25 * 0.5, gentle.Settings.AdversarialWeightAt(2_499), 6);
+        }
+        Assert.Throws<ArgumentException>(() => StyleGanTrainer.Resume(checkpoint, dir, runControl: TinySettings(2), adversarialWeight: -1));
+    }
+
+    [Fact]
+    public void The_adversarial_loss_also_judges_the_faces_drawn_from_designed_codes()
+    {
+        // Step 1 of two runs that differ only in the code noise: G(z) is the same in both, the faces drawn from the
+        // codes are not. If the discriminator saw only G(z), its fake logits and G's adversarial loss would agree.
+        var wide = StyleGanPresets.Tiny32 with { WDim = 80, MappingLrMultiplier = 1 };
+        var settings = TinySettings(1) with { Generator = wide, EncoderWeight = 10, LatentMatchWeight = 1, DesignedCodes = true };
+        StyleGanStepStats Step(double noise, string name)
+        {
+            var steps = new List<StyleGanProgress>();
+            using var trainer = StyleGanTrainer.Create(settings with { CodeNoise = noise }, Path.Combine(_dir, name));
+            trainer.Run(new Collect(steps), TestContext.Current.CancellationToken);
+            return steps[0].Last;
+        }
+        var quiet = Step(0, "adv-quiet");
+        var noisy = Step(2, "adv-noisy");
+        Assert.True(double.IsFinite(quiet.DLoss) && quiet.GAdversarial > 0, "no discriminator ran");
+        Assert.Equal(quiet.GReconstruction, noisy.GReconstruction);
+        Assert.NotEqual(quiet.FakeLogit, noisy.FakeLogit);
+        Assert.NotEqual(quiet.GAdversarial, noisy.GAdversarial);
     }
 
     [Fact]

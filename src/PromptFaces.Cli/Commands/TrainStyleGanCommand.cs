@@ -24,7 +24,7 @@ internal static class TrainStyleGanCommand
         var kimg = new Option<double?>("--kimg") { Description = "Or the total length in thousands of images shown to G." };
         var batch = new Option<int>("--batch") { Description = "Images per step (a multiple of 4).", DefaultValueFactory = _ => 16 };
         var seed = new Option<long>("--seed") { Description = "Seed of the initial weights and of every random draw.", DefaultValueFactory = _ => 0 };
-        var resume = new Option<bool>("--resume") { Description = "Continue the run whose checkpoint.safetensors is in --out (its settings and length are kept; --steps/--kimg, --lr, intervals and an explicit --adv-start-kimg/--adv-ramp-kimg may change)." };
+        var resume = new Option<bool>("--resume") { Description = "Continue the run whose checkpoint.safetensors is in --out (its settings and length are kept; --steps/--kimg, --lr, intervals and an explicit --adv-weight/--adv-start-kimg/--adv-ramp-kimg may change)." };
         var lr = new Option<double>("--lr") { Description = "Adam learning rate of G and D.", DefaultValueFactory = _ => 0.0025 };
         var r1 = new Option<double?>("--r1-gamma") { Description = "R1 weight (default NVIDIA's 0.0002·res²/batch)." };
         var rec = new Option<double>("--rec-weight") { Description = "Weight of the latent-tying reconstruction loss (0: a plain GAN).", DefaultValueFactory = _ => new StyleGanTrainingSettings().ReconstructionWeight };
@@ -38,7 +38,7 @@ internal static class TrainStyleGanCommand
         var layout = new Option<string>("--latent-layout") { Description = "How the latent-tying map reads each attribute from z: argmax (one dimension per class) or intervals (one dimension per attribute, cut by the class odds; the mapping network learns it far faster). Fixed for the run, unless it draws from designed codes.", DefaultValueFactory = _ => "argmax" };
         var attrWeight = new Option<double>("--attribute-weight") { Description = "Weight of the attribute loss (0: none): a frozen attribute classifier's cross-entropy on G(z) against the attributes z is tied to. Needs --attribute-classifier; can be switched on when resuming.", DefaultValueFactory = _ => 0 };
         var attrClassifier = new Option<string?>("--attribute-classifier") { Description = "The classifier of --attribute-weight: a checkpoint of 'promptfaces train judge' trained with a seed of its own (never the evaluation's judge). Give it again on every resume of such a run." };
-        var adv = new Option<double>("--adv-weight") { Description = "Weight of the adversarial G loss.", DefaultValueFactory = _ => 1.0 };
+        var adv = new Option<double>("--adv-weight") { Description = "Weight of the adversarial G loss (on the faces drawn from z and, with a code path, from the codes). Can be changed when resuming.", DefaultValueFactory = _ => 1.0 };
         var advStart = new Option<double>("--adv-start-kimg") { Description = "Train by reconstruction alone (no discriminator, several times faster) for this many kimg.", DefaultValueFactory = _ => 0 };
         var advRamp = new Option<double>("--adv-ramp-kimg") { Description = "Then raise the adversarial weight linearly from 0 over this many kimg.", DefaultValueFactory = _ => 0 };
         var noise = new Option<string>("--noise") { Description = "Noise inputs during training: none (default; the renders have no stochastic detail), random or const.", DefaultValueFactory = _ => "none" };
@@ -113,7 +113,8 @@ internal static class TrainStyleGanCommand
                     attributeClassifier: r.GetValue(attrClassifier),
                     designedCodes: r.GetResult(codes) is { Implicit: false } ? settings.DesignedCodes : null,
                     codeNoise: r.GetResult(codeNoise) is { Implicit: false } ? settings.CodeNoise : null,
-                    latentLayout: r.GetResult(layout) is { Implicit: false } ? settings.LatentLayout : null)
+                    latentLayout: r.GetResult(layout) is { Implicit: false } ? settings.LatentLayout : null,
+                    adversarialWeight: r.GetResult(adv) is { Implicit: false } ? settings.AdversarialWeight : null)
                 : StyleGanTrainer.Create(settings, outDir, dev, reals, r.GetValue(attrClassifier));
             var s = trainer.Settings;
             if (r.GetValue(attrClassifier) is not null && s.AttributeWeight == 0)

@@ -14,7 +14,7 @@ namespace PromptFaces.Training.StyleGan;
 /// <summary>The losses of one training step (means over the batch).</summary>
 public sealed record StyleGanStepStats(
     int Step,                       // the step these numbers belong to (1-based: the count of steps done)
-    double GAdversarial,            // softplus(-D(G(z))): the non-saturating logistic G loss
+    double GAdversarial,            // softplus(-D(fake)): the non-saturating logistic G loss, over G(z) and the code path's faces
     double GReconstruction,         // latent-tying L1 over three scales (0 when disabled)
     double GEncoder,                // the encoder path's L1 over three scales (0 without the encoder)
     double LatentMatch,             // mean squared distance of mapping(z) to the encoder's code of z's render (0 when off)
@@ -142,13 +142,14 @@ public sealed class StyleGanTrainer : IDisposable
     /// <paramref name="keepTotalSteps"/> the run keeps its own length and only the intervals change. A
     /// <paramref name="learningRate"/> replaces G's and D's (a step decay late in a phase); the Adam moments are kept.
     /// <paramref name="encoderWeight"/> and <paramref name="latentMatchWeight"/> switch the encoder path on (or change
-    /// its weights); a checkpoint saved without an encoder starts one fresh.
+    /// its weights); a checkpoint saved without an encoder starts one fresh. <paramref name="adversarialWeight"/> replaces
+    /// the adversarial loss's weight (a supervised run can end with a gentle adversarial phase).
     /// </summary>
     public static StyleGanTrainer Resume(string checkpointPath, string outputDir, Device? device = null, FaceDataset? reals = null,
         StyleGanTrainingSettings? runControl = null, double? adversarialStartKimg = null, double? adversarialRampKimg = null,
         bool keepTotalSteps = false, double? learningRate = null, double? encoderWeight = null, double? latentMatchWeight = null,
         double? attributeWeight = null, string? attributeClassifier = null, bool? designedCodes = null, double? codeNoise = null,
-        LatentLayout? latentLayout = null)
+        LatentLayout? latentLayout = null, double? adversarialWeight = null)
     {
         var checkpoint = TrainingCheckpoint.Read(checkpointPath);
         var settings = StyleGanTrainingSettings.FromJson(checkpoint.Metadata(SettingsKey), checkpointPath);
@@ -159,6 +160,7 @@ public sealed class StyleGanTrainer : IDisposable
         {
             AdversarialStartKimg = adversarialStartKimg ?? settings.AdversarialStartKimg,
             AdversarialRampKimg = adversarialRampKimg ?? settings.AdversarialRampKimg,
+            AdversarialWeight = adversarialWeight ?? settings.AdversarialWeight,
             GLearningRate = learningRate ?? settings.GLearningRate,
             DLearningRate = learningRate ?? settings.DLearningRate,
             EncoderWeight = encoderWeight ?? settings.EncoderWeight,
@@ -235,9 +237,8 @@ public sealed class StyleGanTrainer : IDisposable
         var ws = Generator.Mapping.Forward(z);                                    // (B, num_ws, w_dim)
         var fake = Generator.Synthesis.Forward(ws, s.TrainingNoise, noiseRng);  // (B, 3, R, R)
         var adversarialWeight = s.AdversarialWeightAt(ImagesSeen);
-        var gAdv = adversarialWeight == 0 ? zeros(1, device: _device).squeeze() : F.softplus(-Discriminator.Forward(fake)).mean();
         var gRec = targets is null || s.ReconstructionWeight == 0 ? zeros(1, device: _device).squeeze() : ReconstructionLoss(fake, targets);
-        var gLoss = gAdv * adversarialWeight + gRec * s.ReconstructionWeight;
+        var gLoss = gRec * s.ReconstructionWeight;
 
         // The attribute loss: the frozen classifier's cross-entropy against z's tied attributes; only G gets gradients.
         Tensor? gAttr = null;
@@ -253,7 +254,7 @@ public sealed class StyleGanTrainer : IDisposable
         // The code path: the synthesis network draws each target back from a code of it (the encoder's reading, or the
         // designed code), and the mapping network is pulled towards that code (held fixed there, so an encoder's codes
         // answer only to the drawing).
-        Tensor? gEnc = null, wMatch = null;
+        Tensor? gEnc = null, wMatch = null, drawnFromCodes = null;
         if (_encoder is not null || codeValues is not null)
         {
             var code = codeValues is null
@@ -268,6 +269,7 @@ public sealed class StyleGanTrainer : IDisposable
             var drawn = Generator.Synthesis.Forward(drawFrom.unsqueeze(1).expand(-1, ws.shape[1], -1), s.TrainingNoise, noiseRng);
             gEnc = ReconstructionLoss(drawn, targets!);
             gLoss = gLoss + gEnc * s.EncoderWeight;
+            drawnFromCodes = drawn;
             if (s.LatentMatchWeight > 0)
             {
                 wMatch = (ws.select(1, 0) - code.detach()).square().mean();
@@ -275,6 +277,11 @@ public sealed class StyleGanTrainer : IDisposable
             }
             _encoder?.zero_grad();
         }
+        // The adversarial term sees every face G drew this step: from z and, in a run with a code path, from the codes
+        // (the same synthesis network; the code path's faces are the sharper ones for the discriminator to judge).
+        var fakes = drawnFromCodes is null ? fake : cat(new[] { fake, drawnFromCodes }, 0);     // (B or 2B, 3, R, R)
+        var gAdv = adversarialWeight == 0 ? zeros(1, device: _device).squeeze() : F.softplus(-Discriminator.Forward(fakes)).mean();
+        gLoss = gLoss + gAdv * adversarialWeight;
         Generator.zero_grad();
         gLoss.backward();
         var gBeta1 = s.AdversarialActiveAt(ImagesSeen) ? null : s.ReconstructionBeta1;
@@ -293,7 +300,7 @@ public sealed class StyleGanTrainer : IDisposable
             SetRequiresGrad(Discriminator, true);
             bool doR1 = step % s.R1Interval == 0;
             var realInput = doR1 ? reals.detach().requires_grad_(true) : reals;
-            dFake = Discriminator.Forward(fake.detach());
+            dFake = Discriminator.Forward(fakes.detach());
             dReal = Discriminator.Forward(realInput);
             dLoss = F.softplus(dFake).mean() + F.softplus(-dReal).mean();
             var dTotal = dLoss;
