@@ -394,6 +394,41 @@ public sealed class StyleGanTrainingTests : IDisposable
     }
 
     [Fact]
+    public void Feature_matching_compares_D_features_of_each_face_with_its_render_is_validated_and_may_change_on_resume()
+    {
+        var wide = StyleGanPresets.Tiny32 with { WDim = 80, MappingLrMultiplier = 1 };
+        var settings = TinySettings(1) with { Generator = wide, EncoderWeight = 10, LatentMatchWeight = 1, DesignedCodes = true, FeatureMatchWeight = 5 };
+        Assert.Null(settings.Validate());
+        Assert.Equal(settings, StyleGanTrainingSettings.FromJson(settings.ToJson(), "test"));
+        Assert.Contains("--feature-match-weight", (settings with { AdversarialWeight = 0 }).Validate());
+        Assert.Contains("--feature-match-weight", (settings with { ReconstructionWeight = 0 }).Validate());
+        Assert.Contains("negative", (settings with { FeatureMatchWeight = -1 }).Validate());
+
+        (StyleGanStepStats Stats, float[] Weights) Step(StyleGanTrainingSettings run, string name)
+        {
+            var steps = new List<StyleGanProgress>();
+            using var trainer = StyleGanTrainer.Create(run, Path.Combine(_dir, name));
+            trainer.Run(new Collect(steps), TestContext.Current.CancellationToken);
+            return (steps[0].Last, trainer.Generator.Synthesis.parameters().First().data<float>().ToArray());
+        }
+        var matched = Step(settings, "fm-on");
+        var plain = Step(settings with { FeatureMatchWeight = 0 }, "fm-off");
+        Assert.True(matched.Stats.GFeatureMatch > 0 && double.IsFinite(matched.Stats.GFeatureMatch), $"feature-matching loss {matched.Stats.GFeatureMatch}");
+        Assert.Equal(0, plain.Stats.GFeatureMatch);
+        // The same faces before the step, another update of G after it.
+        Assert.Equal(plain.Stats.GReconstruction, matched.Stats.GReconstruction);
+        Assert.Equal(plain.Stats.GAdversarial, matched.Stats.GAdversarial);
+        Assert.False(plain.Weights.AsSpan().SequenceEqual(matched.Weights), "the feature-matching loss did not reach G");
+
+        // It waits for the discriminator, and a resume may switch it on.
+        var late = Step(settings with { AdversarialStartKimg = 1 }, "fm-late");
+        Assert.Equal(0, late.Stats.GFeatureMatch);
+        var checkpoint = Path.Combine(_dir, "fm-off", StyleGanTrainer.CheckpointFile);
+        using var resumed = StyleGanTrainer.Resume(checkpoint, Path.Combine(_dir, "fm-off"), runControl: TinySettings(2), featureMatchWeight: 3);
+        Assert.Equal(3, resumed.Settings.FeatureMatchWeight);
+    }
+
+    [Fact]
     public void A_resume_keeps_the_runs_length_unless_a_new_one_is_given_and_may_lower_the_learning_rate()
     {
         var dir = Path.Combine(_dir, "length");

@@ -24,7 +24,7 @@ internal static class TrainStyleGanCommand
         var kimg = new Option<double?>("--kimg") { Description = "Or the total length in thousands of images shown to G." };
         var batch = new Option<int>("--batch") { Description = "Images per step (a multiple of 4).", DefaultValueFactory = _ => 16 };
         var seed = new Option<long>("--seed") { Description = "Seed of the initial weights and of every random draw.", DefaultValueFactory = _ => 0 };
-        var resume = new Option<bool>("--resume") { Description = "Continue the run whose checkpoint.safetensors is in --out (its settings and length are kept; --steps/--kimg, --lr, intervals and an explicit --adv-weight/--adv-start-kimg/--adv-ramp-kimg may change)." };
+        var resume = new Option<bool>("--resume") { Description = "Continue the run whose checkpoint.safetensors is in --out (its settings and length are kept; --steps/--kimg, --lr, intervals and an explicit --adv-weight/--feature-match-weight/--adv-start-kimg/--adv-ramp-kimg may change)." };
         var lr = new Option<double>("--lr") { Description = "Adam learning rate of G and D.", DefaultValueFactory = _ => 0.0025 };
         var r1 = new Option<double?>("--r1-gamma") { Description = "R1 weight (default NVIDIA's 0.0002·res²/batch)." };
         var rec = new Option<double>("--rec-weight") { Description = "Weight of the latent-tying reconstruction loss (0: a plain GAN).", DefaultValueFactory = _ => new StyleGanTrainingSettings().ReconstructionWeight };
@@ -39,6 +39,7 @@ internal static class TrainStyleGanCommand
         var attrWeight = new Option<double>("--attribute-weight") { Description = "Weight of the attribute loss (0: none): a frozen attribute classifier's cross-entropy on G(z) against the attributes z is tied to. Needs --attribute-classifier; can be switched on when resuming.", DefaultValueFactory = _ => 0 };
         var attrClassifier = new Option<string?>("--attribute-classifier") { Description = "The classifier of --attribute-weight: a checkpoint of 'promptfaces train judge' trained with a seed of its own (never the evaluation's judge). Give it again on every resume of such a run." };
         var adv = new Option<double>("--adv-weight") { Description = "Weight of the adversarial G loss (on the faces drawn from z and, with a code path, from the codes). Can be changed when resuming.", DefaultValueFactory = _ => 1.0 };
+        var featureMatch = new Option<double>("--feature-match-weight") { Description = "Weight of the discriminator feature-matching loss while D trains: D's features of each face against those of its render (a perceptual loss that keeps the adversarial loss from drawing one trick into every face). Can be changed when resuming.", DefaultValueFactory = _ => 0 };
         var advStart = new Option<double>("--adv-start-kimg") { Description = "Train by reconstruction alone (no discriminator, several times faster) for this many kimg.", DefaultValueFactory = _ => 0 };
         var advRamp = new Option<double>("--adv-ramp-kimg") { Description = "Then raise the adversarial weight linearly from 0 over this many kimg.", DefaultValueFactory = _ => 0 };
         var noise = new Option<string>("--noise") { Description = "Noise inputs during training: none (default; the renders have no stochastic detail), random or const.", DefaultValueFactory = _ => "none" };
@@ -55,7 +56,7 @@ internal static class TrainStyleGanCommand
 
         var command = new Command("stylegan", "Train the small StyleGAN2 on procedurally rendered faces.")
         {
-            data, output, preset, steps, kimg, batch, seed, resume, lr, r1, rec, encoder, latentMatch, codes, codeNoise, fitMapping, fitBatch, fitLr, layout, attrWeight, attrClassifier, adv, advStart, advRamp, noise, recBeta1, mappingLr, dChannelBase, emaKimg, gridEvery, checkpointEvery, logEvery,
+            data, output, preset, steps, kimg, batch, seed, resume, lr, r1, rec, encoder, latentMatch, codes, codeNoise, fitMapping, fitBatch, fitLr, layout, attrWeight, attrClassifier, adv, featureMatch, advStart, advRamp, noise, recBeta1, mappingLr, dChannelBase, emaKimg, gridEvery, checkpointEvery, logEvery,
             device, libtorch, threads,
         };
         command.SetAction(r =>
@@ -83,6 +84,7 @@ internal static class TrainStyleGanCommand
                 AttributeWeight = r.GetValue(attrWeight),
                 LatentLayout = LatentFaceMap.Parse(r.GetValue(layout)) ?? throw new CliException($"--latent-layout {r.GetValue(layout)}: use argmax or intervals."),
                 AdversarialWeight = r.GetValue(adv),
+                FeatureMatchWeight = r.GetValue(featureMatch),
                 AdversarialStartKimg = r.GetValue(advStart),
                 AdversarialRampKimg = r.GetValue(advRamp),
                 ReconstructionBeta1 = r.GetValue(recBeta1),
@@ -114,7 +116,8 @@ internal static class TrainStyleGanCommand
                     designedCodes: r.GetResult(codes) is { Implicit: false } ? settings.DesignedCodes : null,
                     codeNoise: r.GetResult(codeNoise) is { Implicit: false } ? settings.CodeNoise : null,
                     latentLayout: r.GetResult(layout) is { Implicit: false } ? settings.LatentLayout : null,
-                    adversarialWeight: r.GetResult(adv) is { Implicit: false } ? settings.AdversarialWeight : null)
+                    adversarialWeight: r.GetResult(adv) is { Implicit: false } ? settings.AdversarialWeight : null,
+                    featureMatchWeight: r.GetResult(featureMatch) is { Implicit: false } ? settings.FeatureMatchWeight : null)
                 : StyleGanTrainer.Create(settings, outDir, dev, reals, r.GetValue(attrClassifier));
             var s = trainer.Settings;
             if (r.GetValue(attrClassifier) is not null && s.AttributeWeight == 0)
@@ -176,7 +179,7 @@ internal static class TrainStyleGanCommand
     }
 
     private static string Describe(StyleGanProgress p) => string.Create(CultureInfo.InvariantCulture,
-        $"step {p.Step}/{p.TotalSteps} {p.Kimg:F1} kimg  rec {p.Last.GReconstruction:F3}{(p.Last.GEncoder > 0 ? string.Create(CultureInfo.InvariantCulture, $"  enc {p.Last.GEncoder:F3} match {p.Last.LatentMatch:F3}") : "")}{(p.Last.GAttributes > 0 ? string.Create(CultureInfo.InvariantCulture, $"  attr {p.Last.GAttributes:F3}") : "")}{(double.IsNaN(p.Last.DLoss) ? "  (no discriminator yet)" : string.Create(CultureInfo.InvariantCulture, $"  G {p.Last.GAdversarial:F3} D {p.Last.DLoss:F3}"))}  {p.ImagesPerSecond:F1} img/s");
+        $"step {p.Step}/{p.TotalSteps} {p.Kimg:F1} kimg  rec {p.Last.GReconstruction:F3}{(p.Last.GEncoder > 0 ? string.Create(CultureInfo.InvariantCulture, $"  enc {p.Last.GEncoder:F3} match {p.Last.LatentMatch:F3}") : "")}{(p.Last.GAttributes > 0 ? string.Create(CultureInfo.InvariantCulture, $"  attr {p.Last.GAttributes:F3}") : "")}{(double.IsNaN(p.Last.DLoss) ? "  (no discriminator yet)" : string.Create(CultureInfo.InvariantCulture, $"  G {p.Last.GAdversarial:F3} D {p.Last.DLoss:F3}"))}{(p.Last.GFeatureMatch > 0 ? string.Create(CultureInfo.InvariantCulture, $" fm {p.Last.GFeatureMatch:F3}") : "")}  {p.ImagesPerSecond:F1} img/s");
 
     private static bool ParseCodes(string? value) => value?.Trim().ToLowerInvariant() switch
     {

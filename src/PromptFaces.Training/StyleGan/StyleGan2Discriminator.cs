@@ -273,13 +273,19 @@ public sealed class StyleGan2Discriminator : nn.Module
     }
 
     /// <param name="img">(B, 3, R, R) images in [-1, 1]; B a multiple of the minibatch-stddev group size (or smaller).</param>
+    /// <param name="features">when given, each block's output is appended to it (finest first): what a feature-matching
+    /// loss compares.</param>
     /// <returns>(B, 1) logits: positive means "real".</returns>
-    public Tensor Forward(Tensor img)
+    public Tensor Forward(Tensor img, List<Tensor>? features = null)
     {
         if (img.dim() != 4 || img.shape[1] != Config.ImageChannels || img.shape[2] != Config.Resolution || img.shape[3] != Config.Resolution)
             throw new ArgumentException($"The discriminator expects images of shape [batch, {Config.ImageChannels}, {Config.Resolution}, {Config.Resolution}], got [{string.Join(", ", img.shape)}].");
         Tensor? x = null;
-        foreach (var block in _blocks) x = block.Forward(x, img);
+        foreach (var block in _blocks)
+        {
+            x = block.Forward(x, img);
+            features?.Add(x);
+        }
         return _epilogue.Forward(x!);
     }
 

@@ -19,6 +19,7 @@ public sealed record StyleGanStepStats(
     double GEncoder,                // the encoder path's L1 over three scales (0 without the encoder)
     double LatentMatch,             // mean squared distance of mapping(z) to the encoder's code of z's render (0 when off)
     double GAttributes,             // the attribute classifier's cross-entropy on G(z), summed over attributes (0 when off)
+    double GFeatureMatch,           // mean L1 between D's block features of G's faces and of their renders (0 when off)
     double DLoss,                   // softplus(D(fake)) + softplus(-D(real))
     double? R1Penalty,              // |∇D(real)|² on R1 steps, before weighting; null on other steps
     double RealLogit,
@@ -143,13 +144,14 @@ public sealed class StyleGanTrainer : IDisposable
     /// <paramref name="learningRate"/> replaces G's and D's (a step decay late in a phase); the Adam moments are kept.
     /// <paramref name="encoderWeight"/> and <paramref name="latentMatchWeight"/> switch the encoder path on (or change
     /// its weights); a checkpoint saved without an encoder starts one fresh. <paramref name="adversarialWeight"/> replaces
-    /// the adversarial loss's weight (a supervised run can end with a gentle adversarial phase).
+    /// the adversarial loss's weight (a supervised run can end with a gentle adversarial phase), and
+    /// <paramref name="featureMatchWeight"/> the feature-matching loss's.
     /// </summary>
     public static StyleGanTrainer Resume(string checkpointPath, string outputDir, Device? device = null, FaceDataset? reals = null,
         StyleGanTrainingSettings? runControl = null, double? adversarialStartKimg = null, double? adversarialRampKimg = null,
         bool keepTotalSteps = false, double? learningRate = null, double? encoderWeight = null, double? latentMatchWeight = null,
         double? attributeWeight = null, string? attributeClassifier = null, bool? designedCodes = null, double? codeNoise = null,
-        LatentLayout? latentLayout = null, double? adversarialWeight = null)
+        LatentLayout? latentLayout = null, double? adversarialWeight = null, double? featureMatchWeight = null)
     {
         var checkpoint = TrainingCheckpoint.Read(checkpointPath);
         var settings = StyleGanTrainingSettings.FromJson(checkpoint.Metadata(SettingsKey), checkpointPath);
@@ -161,6 +163,7 @@ public sealed class StyleGanTrainer : IDisposable
             AdversarialStartKimg = adversarialStartKimg ?? settings.AdversarialStartKimg,
             AdversarialRampKimg = adversarialRampKimg ?? settings.AdversarialRampKimg,
             AdversarialWeight = adversarialWeight ?? settings.AdversarialWeight,
+            FeatureMatchWeight = featureMatchWeight ?? settings.FeatureMatchWeight,
             GLearningRate = learningRate ?? settings.GLearningRate,
             DLearningRate = learningRate ?? settings.DLearningRate,
             EncoderWeight = encoderWeight ?? settings.EncoderWeight,
@@ -280,8 +283,26 @@ public sealed class StyleGanTrainer : IDisposable
         // The adversarial term sees every face G drew this step: from z and, in a run with a code path, from the codes
         // (the same synthesis network; the code path's faces are the sharper ones for the discriminator to judge).
         var fakes = drawnFromCodes is null ? fake : cat(new[] { fake, drawnFromCodes }, 0);     // (B or 2B, 3, R, R)
-        var gAdv = adversarialWeight == 0 ? zeros(1, device: _device).squeeze() : F.softplus(-Discriminator.Forward(fakes)).mean();
-        gLoss = gLoss + gAdv * adversarialWeight;
+        var gAdv = zeros(1, device: _device).squeeze();
+        Tensor? gFm = null;
+        if (adversarialWeight > 0)
+        {
+            bool matchFeatures = s.FeatureMatchWeight > 0 && targets is not null;
+            var fakeFeatures = matchFeatures ? new List<Tensor>() : null;
+            gAdv = F.softplus(-Discriminator.Forward(fakes, fakeFeatures)).mean();
+            gLoss = gLoss + gAdv * adversarialWeight;
+            if (matchFeatures)
+            {
+                // Each face against its own render: both paths drew the same targets.
+                var paired = drawnFromCodes is null ? targets! : cat(new[] { targets!, targets! }, 0);
+                var targetFeatures = new List<Tensor>();
+                using (no_grad()) Discriminator.Forward(paired, targetFeatures);
+                gFm = zeros(1, device: _device).squeeze();
+                for (int l = 0; l < fakeFeatures!.Count; l++) gFm = gFm + (fakeFeatures[l] - targetFeatures[l]).abs().mean();
+                gFm = gFm / fakeFeatures.Count;
+                gLoss = gLoss + gFm * s.FeatureMatchWeight;
+            }
+        }
         Generator.zero_grad();
         gLoss.backward();
         var gBeta1 = s.AdversarialActiveAt(ImagesSeen) ? null : s.ReconstructionBeta1;
@@ -317,7 +338,7 @@ public sealed class StyleGanTrainer : IDisposable
 
         UpdateEma();
         Step++;
-        return new StyleGanStepStats(Step, gAdv.item<float>(), gRec.item<float>(), gEnc?.item<float>() ?? 0, wMatch?.item<float>() ?? 0, gAttr?.item<float>() ?? 0, dLoss?.item<float>() ?? double.NaN, r1?.item<float>(),
+        return new StyleGanStepStats(Step, gAdv.item<float>(), gRec.item<float>(), gEnc?.item<float>() ?? 0, wMatch?.item<float>() ?? 0, gAttr?.item<float>() ?? 0, gFm?.item<float>() ?? 0, dLoss?.item<float>() ?? double.NaN, r1?.item<float>(),
             dReal?.mean().item<float>() ?? double.NaN, dFake?.mean().item<float>() ?? double.NaN);
     }
 
@@ -633,6 +654,7 @@ public sealed class StyleGanTrainer : IDisposable
             ["g_enc"] = N(window.Average(w => w.GEncoder), 5),
             ["w_match"] = N(window.Average(w => w.LatentMatch), 5),
             ["g_attr"] = N(window.Average(w => w.GAttributes), 5),
+            ["g_fm"] = N(window.Average(w => w.GFeatureMatch), 5),
             ["d_loss"] = N(window.Average(w => w.DLoss), 5),   // NaN (as a string) while D is not yet training
             ["r1"] = r1.Count == 0 ? null : N(r1.Average(), 5),
             ["real_logit"] = N(window.Average(w => w.RealLogit), 4),
