@@ -282,23 +282,28 @@ public sealed class StyleGanTrainer : IDisposable
         }
         // The adversarial term sees every face G drew this step: from z and, in a run with a code path, from the codes
         // (the same synthesis network; the code path's faces are the sharper ones for the discriminator to judge).
-        var fakes = drawnFromCodes is null ? fake : cat(new[] { fake, drawnFromCodes }, 0);     // (B or 2B, 3, R, R)
+        // The weight is above 0 exactly while D trains, so the fakes exist for the D phase below.
+        Tensor? fakes = null, gFm = null;
         var gAdv = zeros(1, device: _device).squeeze();
-        Tensor? gFm = null;
         if (adversarialWeight > 0)
         {
+            fakes = drawnFromCodes is null ? fake : cat(new[] { fake, drawnFromCodes }, 0);     // (B or 2B, 3, R, R)
             bool matchFeatures = s.FeatureMatchWeight > 0 && targets is not null;
             var fakeFeatures = matchFeatures ? new List<Tensor>() : null;
             gAdv = F.softplus(-Discriminator.Forward(fakes, fakeFeatures)).mean();
             gLoss = gLoss + gAdv * adversarialWeight;
             if (matchFeatures)
             {
-                // Each face against its own render: both paths drew the same targets.
-                var paired = drawnFromCodes is null ? targets! : cat(new[] { targets!, targets! }, 0);
+                // Each face against its own render. D's block features are per image (the batch is mixed only in the
+                // epilogue), so the targets go through D once, and both paths, which drew the same targets, reuse them.
                 var targetFeatures = new List<Tensor>();
-                using (no_grad()) Discriminator.Forward(paired, targetFeatures);
+                using (no_grad()) Discriminator.Forward(targets!, targetFeatures);
                 gFm = zeros(1, device: _device).squeeze();
-                for (int l = 0; l < fakeFeatures!.Count; l++) gFm = gFm + (fakeFeatures[l] - targetFeatures[l]).abs().mean();
+                for (int l = 0; l < fakeFeatures!.Count; l++)
+                {
+                    var paired = drawnFromCodes is null ? targetFeatures[l] : cat(new[] { targetFeatures[l], targetFeatures[l] }, 0);
+                    gFm = gFm + (fakeFeatures[l] - paired).abs().mean();
+                }
                 gFm = gFm / fakeFeatures.Count;
                 gLoss = gLoss + gFm * s.FeatureMatchWeight;
             }
@@ -321,7 +326,7 @@ public sealed class StyleGanTrainer : IDisposable
             SetRequiresGrad(Discriminator, true);
             bool doR1 = step % s.R1Interval == 0;
             var realInput = doR1 ? reals.detach().requires_grad_(true) : reals;
-            dFake = Discriminator.Forward(fakes.detach());
+            dFake = Discriminator.Forward(fakes!.detach());
             dReal = Discriminator.Forward(realInput);
             dLoss = F.softplus(dFake).mean() + F.softplus(-dReal).mean();
             var dTotal = dLoss;
