@@ -28,6 +28,24 @@ public sealed class StyleGanTrainingTests : IDisposable
         LogEvery = 1,
     };
 
+    /// <summary>A tiny run whose synthesis network also draws from designed codes (they need a wider w).</summary>
+    private static StyleGanTrainingSettings TinyDesigned(int steps) => TinySettings(steps) with
+    {
+        Generator = StyleGanPresets.Tiny32 with { WDim = 80, MappingLrMultiplier = 1 },
+        EncoderWeight = 10,
+        LatentMatchWeight = 1,
+        DesignedCodes = true,
+    };
+
+    /// <summary>The first step of a fresh run: its losses, and the synthesis network's first parameter after it.</summary>
+    private (StyleGanStepStats Stats, float[] Weights) FirstStep(StyleGanTrainingSettings run, string name)
+    {
+        var steps = new List<StyleGanProgress>();
+        using var trainer = StyleGanTrainer.Create(run with { TotalSteps = 1 }, Path.Combine(_dir, name));
+        trainer.Run(new Collect(steps), TestContext.Current.CancellationToken);
+        return (steps[0].Last, trainer.Generator.Synthesis.parameters().First().data<float>().ToArray());
+    }
+
     [Fact]
     public void Discriminator_has_NVIDIA_state_dict_names_and_gives_logits_with_gradients()
     {
@@ -376,17 +394,8 @@ public sealed class StyleGanTrainingTests : IDisposable
     {
         // Step 1 of two runs that differ only in the code noise: G(z) is the same in both, the faces drawn from the
         // codes are not. If the discriminator saw only G(z), its fake logits and G's adversarial loss would agree.
-        var wide = StyleGanPresets.Tiny32 with { WDim = 80, MappingLrMultiplier = 1 };
-        var settings = TinySettings(1) with { Generator = wide, EncoderWeight = 10, LatentMatchWeight = 1, DesignedCodes = true };
-        StyleGanStepStats Step(double noise, string name)
-        {
-            var steps = new List<StyleGanProgress>();
-            using var trainer = StyleGanTrainer.Create(settings with { CodeNoise = noise }, Path.Combine(_dir, name));
-            trainer.Run(new Collect(steps), TestContext.Current.CancellationToken);
-            return steps[0].Last;
-        }
-        var quiet = Step(0, "adv-quiet");
-        var noisy = Step(2, "adv-noisy");
+        var quiet = FirstStep(TinyDesigned(1), "adv-quiet").Stats;
+        var noisy = FirstStep(TinyDesigned(1) with { CodeNoise = 2 }, "adv-noisy").Stats;
         Assert.True(double.IsFinite(quiet.DLoss) && quiet.GAdversarial > 0, "no discriminator ran");
         Assert.Equal(quiet.GReconstruction, noisy.GReconstruction);
         Assert.NotEqual(quiet.FakeLogit, noisy.FakeLogit);
@@ -396,23 +405,15 @@ public sealed class StyleGanTrainingTests : IDisposable
     [Fact]
     public void Feature_matching_compares_D_features_of_each_face_with_its_render_is_validated_and_may_change_on_resume()
     {
-        var wide = StyleGanPresets.Tiny32 with { WDim = 80, MappingLrMultiplier = 1 };
-        var settings = TinySettings(1) with { Generator = wide, EncoderWeight = 10, LatentMatchWeight = 1, DesignedCodes = true, FeatureMatchWeight = 5 };
+        var settings = TinyDesigned(1) with { FeatureMatchWeight = 5 };
         Assert.Null(settings.Validate());
         Assert.Equal(settings, StyleGanTrainingSettings.FromJson(settings.ToJson(), "test"));
         Assert.Contains("--feature-match-weight", (settings with { AdversarialWeight = 0 }).Validate());
         Assert.Contains("--feature-match-weight", (settings with { ReconstructionWeight = 0 }).Validate());
         Assert.Contains("negative", (settings with { FeatureMatchWeight = -1 }).Validate());
 
-        (StyleGanStepStats Stats, float[] Weights) Step(StyleGanTrainingSettings run, string name)
-        {
-            var steps = new List<StyleGanProgress>();
-            using var trainer = StyleGanTrainer.Create(run, Path.Combine(_dir, name));
-            trainer.Run(new Collect(steps), TestContext.Current.CancellationToken);
-            return (steps[0].Last, trainer.Generator.Synthesis.parameters().First().data<float>().ToArray());
-        }
-        var matched = Step(settings, "fm-on");
-        var plain = Step(settings with { FeatureMatchWeight = 0 }, "fm-off");
+        var matched = FirstStep(settings, "fm-on");
+        var plain = FirstStep(settings with { FeatureMatchWeight = 0 }, "fm-off");
         Assert.True(matched.Stats.GFeatureMatch > 0 && double.IsFinite(matched.Stats.GFeatureMatch), $"feature-matching loss {matched.Stats.GFeatureMatch}");
         Assert.Equal(0, plain.Stats.GFeatureMatch);
         // The same faces before the step, another update of G after it.
@@ -421,7 +422,7 @@ public sealed class StyleGanTrainingTests : IDisposable
         Assert.False(plain.Weights.AsSpan().SequenceEqual(matched.Weights), "the feature-matching loss did not reach G");
 
         // It waits for the discriminator, and a resume may switch it on.
-        var late = Step(settings with { AdversarialStartKimg = 1 }, "fm-late");
+        var late = FirstStep(settings with { AdversarialStartKimg = 1 }, "fm-late");
         Assert.Equal(0, late.Stats.GFeatureMatch);
         var checkpoint = Path.Combine(_dir, "fm-off", StyleGanTrainer.CheckpointFile);
         using var resumed = StyleGanTrainer.Resume(checkpoint, Path.Combine(_dir, "fm-off"), runControl: TinySettings(2), featureMatchWeight: 3);
@@ -541,8 +542,7 @@ public sealed class StyleGanTrainingTests : IDisposable
     [Fact]
     public void Designed_codes_replace_the_encoder_are_validated_and_the_mapping_network_can_be_fitted_to_them()
     {
-        var wide = StyleGanPresets.Tiny32 with { WDim = 80, MappingLrMultiplier = 1 };
-        var designed = TinySettings(2) with { Generator = wide, EncoderWeight = 10, LatentMatchWeight = 1, DesignedCodes = true, CodeNoise = 0.1, AdversarialStartKimg = 1 };
+        var designed = TinyDesigned(2) with { CodeNoise = 0.1, AdversarialStartKimg = 1 };
         Assert.Equal(designed, StyleGanTrainingSettings.FromJson(designed.ToJson(), "test"));
         Assert.Null(designed.Validate());
         Assert.Contains("--encoder-weight", (designed with { EncoderWeight = 0, LatentMatchWeight = 0 }).Validate());
