@@ -26,7 +26,7 @@ internal static class CommonOptions
 
     public static Option<string> Space() => new("--space")
     {
-        Description = "Latents to optimise: w+ (one per layer, the most freedom) or w (one shared change, stays closer to the faces the generator knows).",
+        Description = "Latents to optimise: w+ (one per layer, the most freedom), w (one shared change, closer to the faces the generator knows) or z (the mapping network's input, the closest).",
         DefaultValueFactory = _ => SpaceName(new OptimisationSettings().Space),
     };
 
@@ -66,13 +66,14 @@ internal static class CommonOptions
         DefaultValueFactory = _ => new OptimisationSettings().LatentPullWeight,
     };
 
-    public static string SpaceName(LatentSpace space) => space == LatentSpace.W ? "w" : "w+";
+    public static string SpaceName(LatentSpace space) => space switch { LatentSpace.W => "w", LatentSpace.Z => "z", _ => "w+" };
 
     public static LatentSpace ParseSpace(string? value) => value?.Trim().ToLowerInvariant() switch
     {
         "w" => LatentSpace.W,
         "w+" or "wplus" => LatentSpace.WPlus,
-        _ => throw new CliException($"--space {value}: use w+ or w."),
+        "z" => LatentSpace.Z,
+        _ => throw new CliException($"--space {value}: use w+, w or z."),
     };
 
     public static Device ResolveDevice(ParseResult r, Option<string> device, Option<string?> libtorch, Option<int?> threads)

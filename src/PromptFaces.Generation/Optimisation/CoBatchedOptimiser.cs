@@ -121,7 +121,7 @@ public sealed class CoBatchedOptimiser : IDisposable
         int n = jobs.Count;
         int size = _models.ClipImageSize;
 
-        var ws = cat(jobs.Select(j => j.Ws).ToArray(), 0);                                   // (n, num_ws, w_dim)
+        var ws = cat(jobs.Select(j => j.CurrentWs(_models)).ToArray(), 0);                  // (n, num_ws, w_dim)
         var images = _models.Generator.Synthesis.Forward(ws, NoiseMode.Const);                // (n, 3, R, R)
 
         // Every job draws its own views; jobs may ask for different numbers, so sample each job's block separately.
@@ -152,7 +152,7 @@ public sealed class CoBatchedOptimiser : IDisposable
             var distance = ClipGuidance.Distance(f, job.TextFeatures, job.Settings.Loss);     // (K, P)
             var loss = (distance.mean(new long[] { 0 }) * job.PromptWeights).sum();
             if (job.Settings.LatentPullWeight > 0)
-                loss = loss + job.Settings.LatentPullWeight * (job.Ws - job.StartWs).square().sum(-1).mean();
+                loss = loss + job.Settings.LatentPullWeight * (job.Latent - job.StartLatent).square().sum(-1).mean();
             losses.Add(loss);
             using (no_grad())
             {
@@ -168,7 +168,7 @@ public sealed class CoBatchedOptimiser : IDisposable
             for (int j = 0; j < n; j++)
             {
                 var job = jobs[j];
-                job.RecordSimilarity(stats[j].Similarity);
+                job.RecordSimilarity(stats[j].Similarity, ws.narrow(0, j, 1));
                 job.AdamStep(stats[j].Lr);
                 var done = job.StepIndex >= job.Settings.Steps;
                 var stale = !done && job.Settings.Patience > 0 && job.StepsSinceImprovement >= job.Settings.Patience;
@@ -213,9 +213,9 @@ public sealed class CoBatchedOptimiser : IDisposable
     {
         public required OptimisationRequest Request { get; init; }
         public OptimisationSettings Settings => Request.Settings;
-        public required Tensor Ws { get; init; }             // (1, num_ws, w_dim) leaf, requires grad
-        public required Tensor StartWs { get; init; }
-        public required Tensor BestWs { get; init; }
+        public required Tensor Latent { get; init; }         // the leaf that is optimised: (1, num_ws, w_dim) in W+ and W, (1, z_dim) in Z
+        public required Tensor StartLatent { get; init; }
+        public required Tensor BestWs { get; init; }         // (1, num_ws, w_dim) of the best step, in every space
         public required Tensor M { get; init; }
         public required Tensor V { get; init; }
         public required Tensor TextFeatures { get; init; }   // (P, D) unit length
@@ -244,19 +244,22 @@ public sealed class CoBatchedOptimiser : IDisposable
 
             Tensor start;
             var resume = request.ResumeFrom;
+            bool z = settings.Space == LatentSpace.Z;
             if (resume is null)
                 start = ChooseStart(models, settings, text, positive);
             else
-                start = FromArray(resume.StartWs, g, models.Device, "StartWs");
+                start = FromArray(resume.StartWs, g, z, models.Device, "StartWs");
+            Tensor startWs;
+            using (no_grad()) startWs = z ? MapToWs(g, settings, start) : start.clone();
 
             var job = new ActiveJob
             {
                 Request = request,
-                Ws = (resume is null ? start.clone() : FromArray(resume.Ws, g, models.Device, "Ws")).detach().requires_grad_(true).MoveToOuterDisposeScope(),
-                StartWs = start.detach().clone().MoveToOuterDisposeScope(),
-                BestWs = (resume is null ? start.clone() : FromArray(resume.BestWs, g, models.Device, "BestWs")).detach().MoveToOuterDisposeScope(),
-                M = (resume is null ? zeros_like(start) : FromArray(resume.AdamM, g, models.Device, "AdamM")).MoveToOuterDisposeScope(),
-                V = (resume is null ? zeros_like(start) : FromArray(resume.AdamV, g, models.Device, "AdamV")).MoveToOuterDisposeScope(),
+                Latent = (resume is null ? start.clone() : FromArray(resume.Ws, g, z, models.Device, "Ws")).detach().requires_grad_(true).MoveToOuterDisposeScope(),
+                StartLatent = start.detach().clone().MoveToOuterDisposeScope(),
+                BestWs = (resume is null ? startWs : FromArray(resume.BestWs, g, false, models.Device, "BestWs")).detach().MoveToOuterDisposeScope(),
+                M = (resume is null ? zeros_like(start) : FromArray(resume.AdamM, g, z, models.Device, "AdamM")).MoveToOuterDisposeScope(),
+                V = (resume is null ? zeros_like(start) : FromArray(resume.AdamV, g, z, models.Device, "AdamV")).MoveToOuterDisposeScope(),
                 TextFeatures = text.MoveToOuterDisposeScope(),
                 PromptWeights = weights.MoveToOuterDisposeScope(),
                 PositiveWeights = positive.MoveToOuterDisposeScope(),
@@ -268,29 +271,43 @@ public sealed class CoBatchedOptimiser : IDisposable
             return job;
         }
 
-        /// <summary>z from the seed through mapping and truncation; with best-of-N, the candidate CLIP scores highest.</summary>
+        /// <summary>
+        /// The starting latent: z from the seed, and in W+ and W its ws through mapping and truncation. With best-of-N,
+        /// the candidate CLIP scores highest.
+        /// </summary>
         private static Tensor ChooseStart(FaceModels models, OptimisationSettings settings, Tensor text, Tensor positive)
         {
             using var noGrad = no_grad();
             var g = models.Generator;
             using var rng = new Generator((ulong)settings.Seed);
             var z = randn(new long[] { settings.Starts, g.Config.ZDim }, generator: rng).to(models.Device);  // (N, z_dim)
-            var ws = g.Mapping.Forward(z, settings.TruncationPsi, settings.TruncationCutoff);                  // (N, num_ws, w_dim)
-            if (settings.Starts == 1) return ws;
+            var ws = MapToWs(g, settings, z);                                                                  // (N, num_ws, w_dim)
+            var latents = settings.Space == LatentSpace.Z ? z : ws;
+            if (settings.Starts == 1) return latents;
             var images = g.Synthesis.Forward(ws, NoiseMode.Const);
             var pixels = F.interpolate(images, new long[] { models.ClipImageSize, models.ClipImageSize }, mode: InterpolationMode.Bilinear, align_corners: false);
             var features = F.normalize(models.Clip.EncodeImage(ClipGuidance.Normalise(pixels)), dim: -1);  // (N, D)
             var score = (features.matmul(text.t()) * positive).sum(-1);                                        // (N)
             var best = score.argmax().item<long>();
-            return ws.narrow(0, best, 1);
+            return latents.narrow(0, best, 1);
         }
 
-        private static Tensor FromArray(float[] values, StyleGan2Generator g, Device device, string name)
+        /// <summary>z through the mapping network and the job's truncation: (B, z_dim) → (B, num_ws, w_dim).</summary>
+        private static Tensor MapToWs(StyleGan2Generator g, OptimisationSettings settings, Tensor z) =>
+            g.Mapping.Forward(z, settings.TruncationPsi, settings.TruncationCutoff);
+
+        /// <summary>The ws this step renders: the latent itself in W+ and W, the mapped z in Z (with its gradient path).</summary>
+        public Tensor CurrentWs(FaceModels models) => Settings.Space == LatentSpace.Z ? MapToWs(models.Generator, Settings, Latent) : Latent;
+
+        private static Tensor FromArray(float[] values, StyleGan2Generator g, bool z, Device device, string name)
         {
-            long expected = (long)g.NumWs * g.Config.WDim;
+            long[] shape = z ? new long[] { 1, g.Config.ZDim } : new long[] { 1, g.NumWs, g.Config.WDim };
+            long expected = shape.Aggregate(1L, (a, b) => a * b);
             if (values.Length != expected)
-                throw new InvalidDataException($"The checkpointed job state's {name} has {values.Length} values; this generator needs {expected} ({g.NumWs} x {g.Config.WDim}). It was saved with another model.");
-            return tensor(values, device: device).reshape(1, g.NumWs, g.Config.WDim);
+                throw new InvalidDataException(z
+                    ? $"The checkpointed job state's {name} has {values.Length} values; optimising z with this generator needs {expected}. It was saved with another model or another latent space."
+                    : $"The checkpointed job state's {name} has {values.Length} values; this generator needs {expected} ({g.NumWs} x {g.Config.WDim}). It was saved with another model or another latent space.");
+            return tensor(values, device: device).reshape(shape);
         }
 
         private void Restore(OptimisationJobState s)
@@ -309,8 +326,8 @@ public sealed class CoBatchedOptimiser : IDisposable
             return new OptimisationJobState
             {
                 Step = StepIndex,
-                Ws = Arr(Ws),
-                StartWs = Arr(StartWs),
+                Ws = Arr(Latent),
+                StartWs = Arr(StartLatent),
                 AdamM = Arr(M),
                 AdamV = Arr(V),
                 BestWs = Arr(BestWs),
@@ -326,15 +343,15 @@ public sealed class CoBatchedOptimiser : IDisposable
         public double LearningRate() =>
             LearningRateSchedule.At(StepIndex, Settings.Steps, Settings.LearningRate, Settings.WarmupFraction, Settings.RampDownFraction);
 
-        /// <summary>Records the similarity of the current latents, which the step about to be taken scored.</summary>
-        public void RecordSimilarity(double similarity)
+        /// <summary>Records the similarity of the current latents (rendered from <paramref name="ws"/>), which the step about to be taken scored.</summary>
+        public void RecordSimilarity(double similarity, Tensor ws)
         {
             if (StepIndex == 0) SimilarityStart = similarity;
             if (similarity > BestSimilarity)
             {
                 BestSimilarity = similarity;
                 BestStep = StepIndex;
-                BestWs.copy_(Ws.detach());
+                BestWs.copy_(ws.detach());
             }
             if (similarity > PatienceReference + Settings.MinImprovement)
             {
@@ -349,7 +366,7 @@ public sealed class CoBatchedOptimiser : IDisposable
 
         public void AdamStep(double lr)
         {
-            var grad = Ws.grad ?? throw new InvalidOperationException("no gradient reached the latents");
+            var grad = Latent.grad ?? throw new InvalidOperationException("no gradient reached the latents");
             // In W, every layer's latent takes the same step: the layers' gradients are averaged (Adam ignores the scale),
             // so the per-layer offsets of the start (truncation cutoff) stay as they were.
             if (Settings.Space == LatentSpace.W) grad.copy_(grad.mean(new long[] { 1 }, keepdim: true).expand_as(grad));
@@ -358,7 +375,7 @@ public sealed class CoBatchedOptimiser : IDisposable
             V.mul_(Beta2).addcmul_(grad, grad, value: 1 - Beta2);
             var mHat = M / (1 - Math.Pow(Beta1, StepIndex));
             var vHat = V / (1 - Math.Pow(Beta2, StepIndex));
-            Ws.sub_(mHat / (vHat.sqrt() + AdamEps) * lr);
+            Latent.sub_(mHat / (vHat.sqrt() + AdamEps) * lr);
             grad.zero_();
         }
 
@@ -381,7 +398,7 @@ public sealed class CoBatchedOptimiser : IDisposable
 
         public void Dispose()
         {
-            Ws.Dispose(); StartWs.Dispose(); BestWs.Dispose(); M.Dispose(); V.Dispose();
+            Latent.Dispose(); StartLatent.Dispose(); BestWs.Dispose(); M.Dispose(); V.Dispose();
             TextFeatures.Dispose(); PromptWeights.Dispose(); PositiveWeights.Dispose();
         }
     }

@@ -29,8 +29,9 @@ public sealed record JobOutcome(
 public sealed record OptimisationJobState
 {
     public int Step { get; init; }
-    public float[] Ws { get; init; } = Array.Empty<float>();
-    public float[] StartWs { get; init; } = Array.Empty<float>();
+    public float[] Ws { get; init; } = Array.Empty<float>();        // the optimised latent: ws in W+ and W, z in Z
+    public float[] StartWs { get; init; } = Array.Empty<float>();   // the starting latent, in the same space
+    // Adam's moments are the latent's shape; BestWs is always ws (num_ws x w_dim), the face to render
     public float[] AdamM { get; init; } = Array.Empty<float>();
     public float[] AdamV { get; init; } = Array.Empty<float>();
     public float[] BestWs { get; init; } = Array.Empty<float>();

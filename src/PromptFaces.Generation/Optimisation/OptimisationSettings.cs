@@ -19,6 +19,11 @@ public enum LatentSpace
     WPlus,
     /// <summary>One shared change for all layers (W): the layers' latents move together, as the mapping network's outputs do.</summary>
     W,
+    /// <summary>
+    /// The mapping network's input z: every face is one the mapping network can produce, so the face stays closest to
+    /// those the generator was trained on, at the cost of freedom. Truncation applies to the mapped ws at every step.
+    /// </summary>
+    Z,
 }
 
 /// <summary>

@@ -235,6 +235,58 @@ public sealed class OptimiserTests : IDisposable
     }
 
     [Fact]
+    public void In_Z_the_optimiser_moves_z_through_the_mapping_network_resumes_exactly_and_refuses_state_of_another_space()
+    {
+        var models = Models();
+        var g = models.Generator;
+        var settings = Settings("a face with red hair", 3, steps: 24) with { Space = LatentSpace.Z, LearningRate = 0.2 };
+
+        using var straight = new CoBatchedOptimiser(models);
+        straight.Enqueue(new OptimisationRequest("z", settings));
+        var expected = straight.RunToCompletion().Single();
+        Assert.Equal(JobOutcomeStatus.Completed, expected.Status);
+        Assert.True(expected.SimilarityEnd > expected.SimilarityStart + 0.01, $"similarity went from {expected.SimilarityStart:F4} to {expected.SimilarityEnd:F4}");
+
+        OptimisationJobState state;
+        using (var first = new CoBatchedOptimiser(models))
+        {
+            first.Enqueue(new OptimisationRequest("z", settings));
+            for (int i = 0; i < 8; i++) first.Step();
+            state = first.Checkpoint("z")!;
+        }
+        // The optimised latent is z itself; the start is the seed's z, as the mapping network's input.
+        Assert.Equal(g.Config.ZDim, state.Ws.Length);
+        Assert.Equal(g.Config.ZDim, state.StartWs.Length);
+        Assert.Equal(g.Config.ZDim, state.AdamM.Length);
+        Assert.Equal(g.NumWs * g.Config.WDim, state.BestWs.Length);
+        Assert.True(state.Ws.Zip(state.StartWs, (a, b) => Math.Abs(a - b)).Max() > 1e-3, "z did not move");
+        using (var rng = new Generator(3UL))
+        {
+            var seedZ = randn(new long[] { 1, g.Config.ZDim }, generator: rng).data<float>().ToArray();
+            Assert.Equal(seedZ, state.StartWs);
+        }
+        // In W+ the same seed's start is the mapped, truncated w: the spaces really differ.
+        using (var wPlus = new CoBatchedOptimiser(models))
+        {
+            wPlus.Enqueue(new OptimisationRequest("w", settings with { Space = LatentSpace.WPlus }));
+            wPlus.Step();
+            Assert.Equal(g.NumWs * g.Config.WDim, wPlus.Checkpoint("w")!.Ws.Length);
+        }
+
+        using var second = new CoBatchedOptimiser(models);
+        second.Enqueue(new OptimisationRequest("z", settings, ResumeFrom: state));
+        var resumed = second.RunToCompletion().Single();
+        Assert.Equal(24, resumed.StepsRun);
+        Assert.True(expected.Image!.eq(resumed.Image!).all().item<bool>(), "the resumed Z run's image differs");
+
+        using var wrong = new CoBatchedOptimiser(models);
+        wrong.Enqueue(new OptimisationRequest("w", settings with { Space = LatentSpace.WPlus }, ResumeFrom: state));
+        var refused = wrong.RunToCompletion().Single();
+        Assert.Equal(JobOutcomeStatus.Failed, refused.Status);
+        Assert.Contains("another latent space", refused.Error);
+    }
+
+    [Fact]
     public void Early_stopping_ends_a_job_that_stops_improving()
     {
         var models = Models();
