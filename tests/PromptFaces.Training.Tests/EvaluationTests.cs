@@ -306,6 +306,35 @@ public sealed class EvaluationTests : IDisposable
     }
 
     [Fact]
+    public void Realism_measures_the_jobs_starting_and_optimised_faces_against_the_renders()
+    {
+        using var models = TinyRandomModels();
+        var trained = TrainTinyJudge(steps: 30);
+        using var judge = trained.Judge;
+        var evaluator = new Evaluator(models, judge, new EvaluationOptions { RealismSamples = 16, Optimisation = new OptimisationSettings { PreviewSize = 0 } });
+        var ct = TestContext.Current.CancellationToken;
+        using var starts = evaluator.StartImages([0, 1, 2, 3, 4, 5]);
+        using var grey = zeros_like(starts);
+
+        var none = evaluator.Realism(cancellationToken: ct);
+        Assert.Equal(0, none.JobFaces);
+        Assert.Null(none.StartingFaces);
+        Assert.Null(none.OptimisedFaces);
+
+        // The same faces on both sides measure the same; flat grey faces measure differently, and the starting side stays.
+        var same = evaluator.Realism(null, ct, [starts], [starts]);
+        var flat = evaluator.Realism(null, ct, [starts.narrow(0, 0, 3), starts.narrow(0, 3, 3)], [grey]);
+        Assert.Equal(6, flat.JobFaces);
+        Assert.Equal(same.StartingFaces, same.OptimisedFaces);
+        Assert.Equal(same.StartingFaces, flat.StartingFaces);
+        Assert.NotEqual(flat.StartingFaces, flat.OptimisedFaces);
+        Assert.Equal(none.GeneratorPsi1, flat.GeneratorPsi1);
+
+        var mismatch = Assert.Throws<ArgumentException>(() => evaluator.Realism(null, ct, [starts], [grey.narrow(0, 0, 4)]));
+        Assert.Contains("6 starting faces but 4 optimised", mismatch.Message);
+    }
+
+    [Fact]
     public void Evaluation_runs_end_to_end_on_a_small_subset()
     {
         using var models = TinyRandomModels();
@@ -345,6 +374,9 @@ public sealed class EvaluationTests : IDisposable
         Assert.NotNull(report.Realism);
         Assert.True(report.Realism.GeneratorPsi1 >= 0 && double.IsFinite(report.Realism.GeneratorPsi1));
         Assert.True(report.Realism.BlurredRenders >= 0 && double.IsFinite(report.Realism.BlurredRenders));
+        Assert.Equal(6, report.Realism.JobFaces);
+        Assert.True(report.Realism.StartingFaces is double started && double.IsFinite(started) && started >= 0);
+        Assert.True(report.Realism.OptimisedFaces is double optimised && double.IsFinite(optimised) && optimised >= 0);
         Assert.NotNull(report.Diversity);
         Assert.Equal(6, report.Diversity.Pairs);
         Assert.True(report.Diversity.PixelDifferenceRenders > 0);

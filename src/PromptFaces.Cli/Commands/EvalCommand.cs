@@ -176,6 +176,11 @@ internal static class EvalCommand
             sb.AppendLine(inv, $"  generator, psi 0.7    {q.GeneratorPsi07,10:F2}");
             sb.AppendLine(inv, $"  blurred renders (σ {q.BlurSigma:F0}) {q.BlurredRenders,10:F2}   baseline / generator = {q.BaselineOverGenerator:F1}{(q.GeneratorFarCloser ? " (generator far closer)" : "")}");
             sb.AppendLine(inv, $"  other renders (floor) {q.RenderFloor,10:F2}");
+            if (q.StartingFaces is double started && q.OptimisedFaces is double optimised)
+            {
+                sb.AppendLine(inv, $"  the {q.JobFaces} jobs' starting faces {started,10:F2}");
+                sb.AppendLine(inv, $"  the {q.JobFaces} jobs' optimised faces {optimised,9:F2}");
+            }
             sb.AppendLine();
         }
         if (report.Diversity is { } d)

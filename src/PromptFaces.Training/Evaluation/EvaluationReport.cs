@@ -103,7 +103,9 @@ public sealed record ClipReadingFigures(
 
 /// <summary>
 /// Fréchet distances in the judge's feature space against renders: the generator's samples, next to a trivial
-/// baseline (heavily blurred renders) and the floor (renders against other renders; sampling noise alone).
+/// baseline (heavily blurred renders) and the floor (renders against other renders; sampling noise alone). Also the
+/// faces the evaluated jobs started from and ended with, against the same renders: how far the optimisation takes
+/// its faces from what a face looks like (both sets have the jobs' count, so the two distances compare).
 /// </summary>
 public sealed record RealismFigures(
     int Samples,
@@ -113,7 +115,10 @@ public sealed record RealismFigures(
     double BlurSigma,
     double RenderFloor,
     double BaselineOverGenerator,                          // BlurredRenders / GeneratorPsi1: above 1 means the generator is closer
-    bool GeneratorFarCloser);                              // the generator's distance is under a quarter of the baseline's
+    bool GeneratorFarCloser,                               // the generator's distance is under a quarter of the baseline's
+    int JobFaces = 0,                                      // jobs whose faces were measured; 0 when none were given
+    double? StartingFaces = null,                          // the jobs' starting faces against the renders
+    double? OptimisedFaces = null);                        // the jobs' optimised faces against the renders
 
 /// <summary>
 /// How different the faces of different seeds for the same prompt are: mean pairwise L2 distance of judge features and

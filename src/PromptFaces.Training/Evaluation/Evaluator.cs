@@ -96,7 +96,7 @@ public sealed class Evaluator
         try
         {
             faces?.Invoke(starts, finals);
-            realism = _options.RealismSamples > 0 ? Realism(progress, cancellationToken) : null;
+            realism = _options.RealismSamples > 0 ? Realism(progress, cancellationToken, starts, finals) : null;
             diversity = _options.SeedsPerPrompt > 1 ? Diversity(starts, finals) : null;
         }
         finally
@@ -333,9 +333,12 @@ public sealed class Evaluator
     /// <summary>
     /// Fréchet distances in the judge's feature space: generator samples (psi 1 and 0.7, constant noise) against
     /// renders, next to heavily blurred renders against the same renders (a trivial baseline any useful generator must
-    /// beat by far) and unblurred other renders (the floor that sampling noise alone gives).
+    /// beat by far) and unblurred other renders (the floor that sampling noise alone gives). Given the evaluated jobs'
+    /// starting and optimised faces (tensors of (S, 3, R, R), as <see cref="PromptAccuracy"/> returns them), it also
+    /// measures both against the renders.
     /// </summary>
-    public RealismFigures Realism(Action<EvaluationProgress>? progress = null, CancellationToken cancellationToken = default)
+    public RealismFigures Realism(Action<EvaluationProgress>? progress = null, CancellationToken cancellationToken = default,
+        IReadOnlyList<Tensor>? startingFaces = null, IReadOnlyList<Tensor>? optimisedFaces = null)
     {
         int n = _options.RealismSamples;
         const string phase = "realism: features";
@@ -356,8 +359,41 @@ public sealed class Evaluator
         RequireFinite(blurred, "the blurred renders");
         double generator = FrechetDistance(psi1, reference);
         double baseline = FrechetDistance(blurred, reference);
-        return new RealismFigures(n, Round(generator), Round(FrechetDistance(psi07, reference)), Round(baseline), _options.BaselineBlurSigma,
+        var figures = new RealismFigures(n, Round(generator), Round(FrechetDistance(psi07, reference)), Round(baseline), _options.BaselineBlurSigma,
             Round(FrechetDistance(other, reference)), Round(baseline / generator), generator < baseline / 4);
+
+        using var started = FacesFeatures(startingFaces);
+        using var optimised = FacesFeatures(optimisedFaces);
+        if (started is null || optimised is null) return figures;
+        if (started.shape[0] != optimised.shape[0])
+            throw new ArgumentException($"{started.shape[0]} starting faces but {optimised.shape[0]} optimised ones: give both of the same jobs.");
+        RequireFinite(optimised, "the optimised faces");
+        return figures with
+        {
+            JobFaces = (int)optimised.shape[0],
+            StartingFaces = Round(FrechetDistance(started, reference)),
+            OptimisedFaces = Round(FrechetDistance(optimised, reference)),
+        };
+    }
+
+    /// <summary>The judge's features of every face in <paramref name="faces"/>, (N, D) on the CPU; null for fewer than 2 faces.</summary>
+    private Tensor? FacesFeatures(IReadOnlyList<Tensor>? faces)
+    {
+        if (faces is null) return null;
+        var rows = faces.SelectMany(t => Enumerable.Range(0, (int)t.shape[0]).Select(i => t.narrow(0, i, 1))).ToList();
+        if (rows.Count < 2) return null;
+        var features = new List<Tensor>();
+        for (int start = 0; start < rows.Count; start += 64)
+        {
+            using var noGrad = no_grad();
+            using var scope = NewDisposeScope();
+            var batch = cat(rows.Skip(start).Take(64).ToArray(), 0).to(_models.Device);
+            features.Add(_judge.Features(batch).cpu().MoveToOuterDisposeScope());
+        }
+        var all = cat(features.ToArray(), 0);
+        foreach (var f in features) f.Dispose();
+        foreach (var r in rows) r.Dispose();
+        return all;
     }
 
     private static void RequireFinite(Tensor features, string what)
