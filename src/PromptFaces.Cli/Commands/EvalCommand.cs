@@ -36,7 +36,7 @@ internal static class EvalCommand
         var cutoutNoise = CommonOptions.CutoutNoise();
         var cutoutBlur = CommonOptions.CutoutBlur();
         var steps = new Option<int>("--steps") { Description = "Optimisation steps per job (the default optimisation otherwise).", DefaultValueFactory = _ => 100 };
-        var samples = new Option<int>("--samples") { Description = "Generator samples and renders for the Fréchet distances (0 skips realism).", DefaultValueFactory = _ => 1000 };
+        var samples = new Option<int>("--samples") { Description = "Generator samples and renders for the Fréchet distances (0 skips realism, the measure of the jobs' own faces included).", DefaultValueFactory = _ => 1000 };
         var judgeFaces = new Option<int>("--judge-faces") { Description = "Fresh renders for the judge's held-out accuracy.", DefaultValueFactory = _ => 2000 };
         var batch = new Option<int>("--batch") { Description = "Jobs co-batched per optimisation step.", DefaultValueFactory = _ => 8 };
         var grid = new Option<string?>("--grid") { Description = "Write a PNG with one row per prompt: its starting faces, then its optimised faces." };
