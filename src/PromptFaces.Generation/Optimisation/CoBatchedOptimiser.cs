@@ -249,15 +249,17 @@ public sealed class CoBatchedOptimiser : IDisposable
                 start = ChooseStart(models, settings, text, positive);
             else
                 start = FromArray(resume.StartWs, g, z, models.Device, "StartWs");
-            Tensor startWs;
-            using (no_grad()) startWs = z ? MapToWs(g, settings, start) : start.clone();
+            // The best face so far: the start's own ws on a fresh start, the saved one on a resume (always ws, in every space).
+            Tensor bestWs;
+            if (resume is not null) bestWs = FromArray(resume.BestWs, g, false, models.Device, "BestWs");
+            else using (no_grad()) bestWs = z ? MapToWs(g, settings, start) : start.clone();
 
             var job = new ActiveJob
             {
                 Request = request,
                 Latent = (resume is null ? start.clone() : FromArray(resume.Ws, g, z, models.Device, "Ws")).detach().requires_grad_(true).MoveToOuterDisposeScope(),
                 StartLatent = start.detach().clone().MoveToOuterDisposeScope(),
-                BestWs = (resume is null ? startWs : FromArray(resume.BestWs, g, false, models.Device, "BestWs")).detach().MoveToOuterDisposeScope(),
+                BestWs = bestWs.detach().MoveToOuterDisposeScope(),
                 M = (resume is null ? zeros_like(start) : FromArray(resume.AdamM, g, z, models.Device, "AdamM")).MoveToOuterDisposeScope(),
                 V = (resume is null ? zeros_like(start) : FromArray(resume.AdamV, g, z, models.Device, "AdamV")).MoveToOuterDisposeScope(),
                 TextFeatures = text.MoveToOuterDisposeScope(),

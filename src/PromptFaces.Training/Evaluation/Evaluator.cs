@@ -379,20 +379,26 @@ public sealed class Evaluator
     /// <summary>The judge's features of every face in <paramref name="faces"/>, (N, D) on the CPU; null for fewer than 2 faces.</summary>
     private Tensor? FacesFeatures(IReadOnlyList<Tensor>? faces)
     {
-        if (faces is null) return null;
-        var rows = faces.SelectMany(t => Enumerable.Range(0, (int)t.shape[0]).Select(i => t.narrow(0, i, 1))).ToList();
-        if (rows.Count < 2) return null;
+        if (faces is null || faces.Count == 0) return null;
+        using var all = cat(faces.ToArray(), 0);                                  // (N, 3, R, R)
+        long n = all.shape[0];
+        if (n < 2) return null;
         var features = new List<Tensor>();
-        for (int start = 0; start < rows.Count; start += 64)
+        for (long start = 0; start < n; start += 64)
         {
             using var noGrad = no_grad();
             using var scope = NewDisposeScope();
-            var batch = cat(rows.Skip(start).Take(64).ToArray(), 0).to(_models.Device);
+            var batch = all.narrow(0, start, Math.Min(64, n - start)).to(_models.Device);
             features.Add(_judge.Features(batch).cpu().MoveToOuterDisposeScope());
         }
-        var all = cat(features.ToArray(), 0);
-        foreach (var f in features) f.Dispose();
-        foreach (var r in rows) r.Dispose();
+        return JoinAndDispose(features);
+    }
+
+    /// <summary>The parts concatenated along the first dimension; the parts are disposed.</summary>
+    private static Tensor JoinAndDispose(List<Tensor> parts)
+    {
+        var all = cat(parts.ToArray(), 0);
+        foreach (var part in parts) part.Dispose();
         return all;
     }
 
@@ -429,9 +435,7 @@ public sealed class Evaluator
             using var noGrad = no_grad();
             features.Add(_judge.Features(images).cpu().MoveToOuterDisposeScope());
         }
-        var all = cat(features.ToArray(), 0);
-        foreach (var f in features) f.Dispose();
-        return all;
+        return JoinAndDispose(features);
     }
 
     private Tensor GeneratorFeatures(int n, double psi, CancellationToken cancellationToken)
@@ -448,9 +452,7 @@ public sealed class Evaluator
             var images = g.Synthesis.Forward(g.Mapping.Forward(z, psi), NoiseMode.Const).clamp(-1, 1);
             features.Add(_judge.Features(images).cpu().MoveToOuterDisposeScope());
         }
-        var all = cat(features.ToArray(), 0);
-        foreach (var f in features) f.Dispose();
-        return all;
+        return JoinAndDispose(features);
     }
 
     /// <summary>

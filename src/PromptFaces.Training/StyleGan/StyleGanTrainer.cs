@@ -239,6 +239,7 @@ public sealed class StyleGanTrainer : IDisposable
         SetRequiresGrad(Discriminator, false);
         var ws = Generator.Mapping.Forward(z);                                    // (B, num_ws, w_dim)
         var fake = Generator.Synthesis.Forward(ws, s.TrainingNoise, noiseRng);  // (B, 3, R, R)
+        bool adversarial = s.AdversarialActiveAt(ImagesSeen);                      // the G term and the D phase, both or neither
         var adversarialWeight = s.AdversarialWeightAt(ImagesSeen);
         var gRec = targets is null || s.ReconstructionWeight == 0 ? zeros(1, device: _device).squeeze() : ReconstructionLoss(fake, targets);
         var gLoss = gRec * s.ReconstructionWeight;
@@ -282,10 +283,9 @@ public sealed class StyleGanTrainer : IDisposable
         }
         // The adversarial term sees every face G drew this step: from z and, in a run with a code path, from the codes
         // (the same synthesis network; the code path's faces are the sharper ones for the discriminator to judge).
-        // The weight is above 0 exactly while D trains, so the fakes exist for the D phase below.
         Tensor? fakes = null, gFm = null;
         var gAdv = zeros(1, device: _device).squeeze();
-        if (adversarialWeight > 0)
+        if (adversarial)
         {
             fakes = drawnFromCodes is null ? fake : cat(new[] { fake, drawnFromCodes }, 0);     // (B or 2B, 3, R, R)
             bool matchFeatures = s.FeatureMatchWeight > 0 && targets is not null;
@@ -310,7 +310,7 @@ public sealed class StyleGanTrainer : IDisposable
         }
         Generator.zero_grad();
         gLoss.backward();
-        var gBeta1 = s.AdversarialActiveAt(ImagesSeen) ? null : s.ReconstructionBeta1;
+        var gBeta1 = adversarial ? null : s.ReconstructionBeta1;
         _optG.Step(gBeta1);
         _optE?.Step(gBeta1);
         using (no_grad())
@@ -321,7 +321,7 @@ public sealed class StyleGanTrainer : IDisposable
 
         // D phase on the same (now detached) fakes; R1 shares the real logits. Skipped while reconstruction runs alone.
         Tensor? dLoss = null, dReal = null, dFake = null, r1 = null;
-        if (s.AdversarialActiveAt(ImagesSeen))
+        if (adversarial)
         {
             SetRequiresGrad(Discriminator, true);
             bool doR1 = step % s.R1Interval == 0;
