@@ -244,6 +244,96 @@ public sealed class ClipTrainingTests : IDisposable
     }
 
     [Fact]
+    public void Twin_focus_sets_the_odds_of_the_attribute_a_twin_changes()
+    {
+        var schema = FaceAttributes.Schema.Select(s => s.Name).ToList();
+        int expression = schema.IndexOf("expression"), facialHair = schema.IndexOf("facial_hair");
+        var rng = new SplitMix64(23);
+
+        // Only expression may change: every twin differs in its expression alone.
+        var only = CounterfactualTwins.FocusOdds(schema.ToDictionary(n => n, n => n == "expression" ? 1.0 : 0.0));
+        for (int n = 0; n < 300; n++)
+        {
+            var face = AttributeSampler.Sample(rng);
+            var (twin, attribute) = CounterfactualTwins.Make(face, rng, only);
+            Assert.Equal(expression, attribute);
+            Assert.NotEqual(face.Expression, twin.Expression);
+        }
+
+        // Expression at odds 8 against 1 for each other attribute: about 8/16 of a man's twins and 8/15 of a woman's.
+        var focus = CounterfactualTwins.FocusOdds(ClipTrainingOptions.ParseTwinFocus("expression=8"));
+        Assert.Equal(8.0, focus![expression]);
+        Assert.Equal(1.0, focus[facialHair]);
+        int changedExpression = 0, womenFacialHair = 0;
+        for (int n = 0; n < 3000; n++)
+        {
+            var face = AttributeSampler.Sample(rng);
+            var (_, attribute) = CounterfactualTwins.Make(face, rng, focus);
+            if (attribute == expression) changedExpression++;
+            if (attribute == facialHair && face.Gender == Gender.Woman) womenFacialHair++;
+        }
+        Assert.InRange(changedExpression / 3000.0, 0.46, 0.57);
+        Assert.Equal(0, womenFacialHair);
+
+        // Bad specifications say what is wrong.
+        Assert.Throws<FormatException>(() => ClipTrainingOptions.ParseTwinFocus("expression:4"));
+        Assert.Null(ClipTrainingOptions.ParseTwinFocus(" "));
+        var tiny = Tiny("focus", steps: 1);
+        Assert.Contains("'mood'", (tiny with { TwinFocus = ClipTrainingOptions.ParseTwinFocus("mood=2") }).Validate());
+        Assert.Contains("facial_hair", (tiny with { TwinFocus = schema.ToDictionary(n => n, n => n == "facial_hair" ? 1.0 : 0.0) }).Validate());
+        Assert.Null((tiny with { TwinFocus = ClipTrainingOptions.ParseTwinFocus("expression=4,gender=2") }).Validate());
+    }
+
+    [Fact]
+    public void A_run_started_from_an_exported_model_begins_with_its_weights_and_vocabulary_and_keeps_its_settings_on_resume()
+    {
+        var first = Tiny("first", steps: 2);
+        using (var trainer = new ClipTrainer(first)) trainer.Run(cancel: TestContext.Current.CancellationToken);
+        var exported = Path.Combine(first.OutputFolder, "model");
+
+        var tuned = Tiny("tuned", steps: 2) with
+        {
+            StartFrom = exported,
+            VocabSize = 520,                                          // ignored: the model's own vocabulary comes with it
+            Seed = 99,
+            TwinShare = 0.5,
+            TwinFocus = ClipTrainingOptions.ParseTwinFocus("expression=4"),
+        };
+        Assert.Null(tuned.Validate());
+        using (var trainer = new ClipTrainer(tuned))
+        using (var source = ClipModel.FromFolder(exported))
+        {
+            Assert.Equal(File.ReadAllText(Path.Combine(exported, "vocab.json")), JsonOf(trainer.Vocabulary));
+            var theirs = source.state_dict();
+            foreach (var (name, tensor) in trainer.Model.state_dict())
+                Assert.True(tensor.equal(theirs[name]).all().item<bool>(), $"{name} differs from the exported model's");
+            trainer.Run(cancel: TestContext.Current.CancellationToken);
+            using var again = ClipModel.FromFolder(exported);
+            Assert.Contains(trainer.Model.state_dict(), kv => kv.Value.dtype == ScalarType.Float32 && !kv.Value.equal(again.state_dict()[kv.Key]).all().item<bool>());
+        }
+        var saved = ClipTrainer.SavedOptions(tuned.OutputFolder)!;
+        Assert.Equal(Path.GetFullPath(exported), saved.StartFrom);
+        Assert.Equal(4.0, saved.TwinFocus!["expression"]);
+        var card = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(tuned.OutputFolder, "model", "training.json")))!;
+        Assert.Equal("model", card["start_from"]!.GetValue<string>());   // the shipped card names the folder, never where it lay
+        using (var resumed = new ClipTrainer(tuned with { StartFrom = null, TwinFocus = null, Resume = true, Steps = 3 }))
+            Assert.Equal(4.0, resumed.Options.TwinFocus!["expression"]);
+
+        Assert.Contains("model.safetensors", (Tiny("x", 1) with { StartFrom = _dir }).Validate());
+    }
+
+    private static string JsonOf(BpeVocabulary vocabulary)
+    {
+        var folder = Directory.CreateTempSubdirectory("pf-vocab-").FullName;
+        try
+        {
+            vocabulary.Write(folder);
+            return File.ReadAllText(Path.Combine(folder, "vocab.json"));
+        }
+        finally { Directory.Delete(folder, true); }
+    }
+
+    [Fact]
     public void Twin_batches_pair_each_face_with_its_twin_and_captions_tell_the_twins_apart()
     {
         var rng = new SplitMix64(4);

@@ -66,6 +66,18 @@ internal static class CommonOptions
         DefaultValueFactory = _ => new OptimisationSettings().LatentPullWeight,
     };
 
+    public static Option<double> RangePrior() => new("--range-prior")
+    {
+        Description = "Weight of the range prior (0: none): charges each w for every standard deviation it leaves the range of the mapping network's outputs, so the face stays one the generator can draw.",
+        DefaultValueFactory = _ => new OptimisationSettings().RangePriorWeight,
+    };
+
+    public static Option<double> LayerTie() => new("--layer-tie")
+    {
+        Description = "W+ only: weight of the tie between the layers' latents (0: none, each layer free); a high weight makes W+ behave like w.",
+        DefaultValueFactory = _ => new OptimisationSettings().LayerTieWeight,
+    };
+
     public static string SpaceName(LatentSpace space) => space switch { LatentSpace.W => "w", LatentSpace.Z => "z", _ => "w+" };
 
     public static LatentSpace ParseSpace(string? value) => value?.Trim().ToLowerInvariant() switch

@@ -32,6 +32,8 @@ internal static class EvalCommand
         var starts = CommonOptions.Starts();
         var psi = CommonOptions.Psi();
         var pull = CommonOptions.Pull();
+        var rangePrior = CommonOptions.RangePrior();
+        var layerTie = CommonOptions.LayerTie();
         var cutoutScale = CommonOptions.CutoutScale();
         var cutoutNoise = CommonOptions.CutoutNoise();
         var cutoutBlur = CommonOptions.CutoutBlur();
@@ -48,7 +50,7 @@ internal static class EvalCommand
 
         var command = new Command("eval", "Judged evaluation: prompt accuracy (optimised vs starting faces), judge accuracy, realism and diversity.")
         {
-            generator, clip, judge, prompts, limit, seeds, steps, lr, cutouts, space, starts, psi, pull, cutoutScale, cutoutNoise, cutoutBlur, samples, judgeFaces, batch, grid, writeExclusions, json, device, libtorch, threads,
+            generator, clip, judge, prompts, limit, seeds, steps, lr, cutouts, space, starts, psi, pull, rangePrior, layerTie, cutoutScale, cutoutNoise, cutoutBlur, samples, judgeFaces, batch, grid, writeExclusions, json, device, libtorch, threads,
         };
         command.SetAction(r =>
         {
@@ -76,6 +78,8 @@ internal static class EvalCommand
                     Starts = r.GetValue(starts),
                     TruncationPsi = r.GetValue(psi),
                     LatentPullWeight = r.GetValue(pull),
+                    RangePriorWeight = r.GetValue(rangePrior),
+                    LayerTieWeight = r.GetValue(layerTie),
                     CutoutMinScale = r.GetValue(cutoutScale),
                     CutoutNoise = r.GetValue(cutoutNoise),
                     CutoutBlur = r.GetValue(cutoutBlur),

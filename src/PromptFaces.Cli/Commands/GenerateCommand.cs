@@ -24,6 +24,8 @@ internal static class GenerateCommand
         var starts = CommonOptions.Starts();
         var psi = CommonOptions.Psi();
         var pull = CommonOptions.Pull();
+        var rangePrior = CommonOptions.RangePrior();
+        var layerTie = CommonOptions.LayerTie();
         var cutoutScale = CommonOptions.CutoutScale();
         var cutoutNoise = CommonOptions.CutoutNoise();
         var cutoutBlur = CommonOptions.CutoutBlur();
@@ -44,7 +46,7 @@ internal static class GenerateCommand
 
         var command = new Command("generate", "Optimise a face for a prompt and save it as PNG.")
         {
-            prompt, negative, seed, steps, starts, psi, pull, cutoutScale, cutoutNoise, cutoutBlur, lr, cutouts, space, patience, output, startOut, gif, gifEvery, generator, clip, json, device, libtorch, threads,
+            prompt, negative, seed, steps, starts, psi, pull, rangePrior, layerTie, cutoutScale, cutoutNoise, cutoutBlur, lr, cutouts, space, patience, output, startOut, gif, gifEvery, generator, clip, json, device, libtorch, threads,
         };
         command.SetAction(r =>
         {
@@ -64,6 +66,8 @@ internal static class GenerateCommand
                 Cutouts = r.GetValue(cutouts),
                 Space = CommonOptions.ParseSpace(r.GetValue(space)),
                 LatentPullWeight = r.GetValue(pull),
+                RangePriorWeight = r.GetValue(rangePrior),
+                LayerTieWeight = r.GetValue(layerTie),
                 CutoutMinScale = r.GetValue(cutoutScale),
                 CutoutNoise = r.GetValue(cutoutNoise),
                 CutoutBlur = r.GetValue(cutoutBlur),

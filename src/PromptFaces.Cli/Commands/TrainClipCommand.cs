@@ -29,14 +29,22 @@ internal static class TrainClipCommand
         var warmup = new Option<int>("--warmup") { Description = "Linear warm-up steps.", DefaultValueFactory = _ => new ClipTrainingOptions { OutputFolder = "." }.WarmupSteps };
         var hardTargets = new Option<bool>("--hard-targets") { Description = "Plain CLIP targets: only a caption's own image is positive (default: any image it is true of)." };
         var twins = new Option<double>("--twins") { Description = "Share of each batch in counterfactual twin pairs: a face and a copy with one attribute changed, each captioned with a sentence that is false of the other, so CLIP must read every attribute (0: none; on --resume, replaces the saved share when above 0)." };
+        var from = new Option<string?>("--from") { Description = "Start a new run from an exported CLIP model folder (a fine-tune): its weights, vocabulary and architecture, with a fresh optimiser; --vocab-size is then ignored." };
+        var twinFocus = new Option<string?>("--twin-focus") { Description = "Relative odds of the attribute a twin changes, as attribute=weight pairs (others 1), for example expression=4,facial_hair=2 (default: all alike; on --resume, replaces the saved odds when given)." };
         var device = CommonOptions.Device();
         var libtorch = CommonOptions.Libtorch();
         var threads = CommonOptions.Threads();
 
         var command = new Command("clip", "Train the small CLIP on rendered faces and generated captions.")
         {
-            data, output, steps, batch, vocabSize, exclude, seed, resume, gridEvery, checkpointEvery, lr, warmup, hardTargets, twins, device, libtorch, threads,
+            data, output, steps, batch, vocabSize, exclude, seed, resume, gridEvery, checkpointEvery, lr, warmup, hardTargets, twins, twinFocus, from, device, libtorch, threads,
         };
+        static IReadOnlyDictionary<string, double>? ParseFocus(string? spec)
+        {
+            try { return ClipTrainingOptions.ParseTwinFocus(spec); }
+            catch (FormatException e) { throw new CliException(e.Message); }
+        }
+
         command.SetAction(r =>
         {
             var dev = CommonOptions.ResolveDevice(r, device, libtorch, threads);
@@ -58,11 +66,15 @@ internal static class TrainClipCommand
                 WarmupSteps = r.GetValue(warmup),
                 SoftTargets = !r.GetValue(hardTargets),
                 TwinShare = r.GetValue(twins),
+                TwinFocus = ParseFocus(r.GetValue(twinFocus)),
+                StartFrom = r.GetValue(from),
                 GridEvery = r.GetValue(gridEvery),
                 CheckpointEvery = r.GetValue(checkpointEvery),
                 Resume = isResume,
             };
             if (options.Validate() is string problem) throw new CliException(problem);
+            if (isResume && options.StartFrom is not null)
+                throw new CliException("--from starts a new run from a model folder; a resumed run continues from its own checkpoint, so leave --from out with --resume.");
 
             using var cancel = new CancellationTokenSource();
             ConsoleCancelEventHandler onCancel = (_, e) =>

@@ -153,6 +153,10 @@ public sealed class CoBatchedOptimiser : IDisposable
             var loss = (distance.mean(new long[] { 0 }) * job.PromptWeights).sum();
             if (job.Settings.LatentPullWeight > 0)
                 loss = loss + job.Settings.LatentPullWeight * (job.Latent - job.StartLatent).square().sum(-1).mean();
+            if (job.Settings.RangePriorWeight > 0)
+                loss = loss + job.Settings.RangePriorWeight * _models.LatentRange.Penalty(ws.narrow(0, j, 1));
+            if (job.Settings.LayerTieWeight > 0 && job.Settings.Space == LatentSpace.WPlus)
+                loss = loss + job.Settings.LayerTieWeight * _models.LatentRange.LayerSpread(ws.narrow(0, j, 1));
             losses.Add(loss);
             using (no_grad())
             {

@@ -55,11 +55,24 @@ public sealed class FaceModels : IDisposable
         }
     }
 
+    private LatentRange? _latentRange;
+    private readonly object _rangeLock = new();
+
+    /// <summary>The range of the mapping network's outputs (measured once, on first use) for the optimiser's range prior.</summary>
+    public LatentRange LatentRange
+    {
+        get
+        {
+            lock (_rangeLock) return _latentRange ??= LatentRange.Measure(Generator);
+        }
+    }
+
     /// <summary>CLIP's input side in pixels.</summary>
     public int ClipImageSize => Clip.Config.VisionConfig.ImageSize;
 
     public void Dispose()
     {
+        _latentRange?.Dispose();
         Generator.Dispose();
         Clip.Dispose();
     }

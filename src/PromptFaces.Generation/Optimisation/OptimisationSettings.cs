@@ -48,6 +48,8 @@ public sealed record OptimisationSettings
     public GuidanceLoss Loss { get; init; } = GuidanceLoss.Spherical;
     public LatentSpace Space { get; init; } = LatentSpace.WPlus;  // W+ (per-layer latents) or W (one shared change)
     public double LatentPullWeight { get; init; }           // L2 pull towards the starting latent; 0 disables
+    public double RangePriorWeight { get; init; }           // charge for ws outside the mapping network's range (LatentRange); 0 disables
+    public double LayerTieWeight { get; init; }             // W+ only: charge for the layers' ws moving apart (LatentRange.LayerSpread); 0 disables
     public int Patience { get; init; }                      // stop after this many steps without improvement; 0 disables
     public double MinImprovement { get; init; } = 1e-3;    // similarity gain that counts as improvement for Patience
     public int PreviewSize { get; init; } = 128;            // per-step preview side in pixels; 0 disables previews
@@ -70,6 +72,8 @@ public sealed record OptimisationSettings
         if (!(CutoutBlur >= 0 && CutoutBlur <= 8)) return $"The cutout blur must be between 0 and 8 pixels (got {CutoutBlur}).";
         if (WarmupFraction < 0 || WarmupFraction > 1 || RampDownFraction < 0 || RampDownFraction > 1) return "Warm-up and ramp-down fractions must be between 0 and 1.";
         if (LatentPullWeight < 0) return "The latent pull weight must not be negative.";
+        if (!(RangePriorWeight >= 0 && RangePriorWeight <= 1000)) return $"The range prior weight must be between 0 and 1000 (got {RangePriorWeight}).";
+        if (!(LayerTieWeight >= 0 && LayerTieWeight <= 1000)) return $"The layer tie weight must be between 0 and 1000 (got {LayerTieWeight}).";
         if (Patience < 0) return "Patience must not be negative.";
         if (PreviewSize < 0 || PreviewEvery < 1) return "Preview size must be >= 0 and preview interval >= 1.";
         return null;

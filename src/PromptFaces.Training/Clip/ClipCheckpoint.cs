@@ -92,6 +92,8 @@ internal static class ClipCheckpoint
             MaxLogitScale = o["max_logit_scale"]!.GetValue<double>(),
             SoftTargets = o["soft_targets"]!.GetValue<bool>(),
             TwinShare = o["twin_share"]?.GetValue<double>() ?? 0,          // absent in runs from before twins existed
+            TwinFocus = o["twin_focus"] is JsonObject focus ? focus.ToDictionary(kv => kv.Key, kv => kv.Value!.GetValue<double>()) : null,
+            StartFrom = o["start_from"]?.GetValue<string>(),
             Augmentation = new ClipAugmentation
             {
                 MinScale = a["min_scale"]!.GetValue<double>(),
@@ -144,6 +146,8 @@ internal static class ClipCheckpoint
             ["max_logit_scale"] = o.MaxLogitScale,
             ["soft_targets"] = o.SoftTargets,
             ["twin_share"] = o.TwinShare,
+            ["twin_focus"] = o.TwinFocus is null ? null : new JsonObject(o.TwinFocus.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))),
+            ["start_from"] = o.StartFrom is null ? null : Path.GetFullPath(o.StartFrom),
             ["augmentation"] = new JsonObject
             {
                 ["min_scale"] = a.MinScale,

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json.Nodes;
+using PromptFaces.Generation.Checkpoints;
 using PromptFaces.Generation.Clip;
 using PromptFaces.Generation.Devices;
 using PromptFaces.Generation.Optimisation;
@@ -48,6 +49,7 @@ public sealed class ClipTrainer : IDisposable
     private readonly AdamW _optimizer;
     private readonly torch.optim.ILearningRateController[] _groups;
     private readonly Parameter _logitScale;
+    private readonly double[]? _twinOdds;
     private readonly FaceAttributes[] _heldOutFaces;
     private readonly Tensor _heldOutImages;
     private readonly Stopwatch _clock = new();
@@ -103,6 +105,7 @@ public sealed class ClipTrainer : IDisposable
                 DataPath = options.DataPath ?? saved.Options.DataPath,
                 // Twins may be switched on (or their share changed) for the rest of a run: a fine-tune of its model.
                 TwinShare = options.TwinShare > 0 ? options.TwinShare : saved.Options.TwinShare,
+                TwinFocus = options.TwinFocus ?? saved.Options.TwinFocus,
             };
             Vocabulary = BpeVocabulary.Read(existing);
             config = saved.Config;
@@ -118,8 +121,18 @@ public sealed class ClipTrainer : IDisposable
             if (existing is not null)
                 throw new ArgumentException($"{options.OutputFolder} already holds a CLIP training checkpoint; pass --resume to continue it, or choose another output folder.");
             Options = options;
-            Vocabulary = LearnVocabulary(options, _log);
-            config = options.Architecture(Vocabulary.Count);
+            if (options.StartFrom is { } from)
+            {
+                // A fine-tune: the model's own vocabulary and architecture; its weights are loaded below, the optimiser starts fresh.
+                Vocabulary = BpeVocabulary.Read(from);
+                config = ClipConfig.Load(Path.Combine(from, "config.json"));
+                _log($"starting from the weights and vocabulary of {from}");
+            }
+            else
+            {
+                Vocabulary = LearnVocabulary(options, _log);
+                config = options.Architecture(Vocabulary.Count);
+            }
         }
         if (config.TextConfig.VocabSize != Vocabulary.Count)
             throw new ArgumentException($"The architecture's vocab_size ({config.TextConfig.VocabSize}) differs from the learned vocabulary's {Vocabulary.Count} tokens.");
@@ -152,6 +165,12 @@ public sealed class ClipTrainer : IDisposable
 
         if (saved is not null)
             ClipCheckpoint.LoadInto(existing!, Model, _optimizer);
+        else if (Options.StartFrom is { } start)
+        {
+            var weights = Path.Combine(start, "model.safetensors");
+            StrictStateDict.Load(Model, SafeTensorsFile.Read(weights).Tensors, weights, isIgnorable: k => k.EndsWith("position_ids", StringComparison.Ordinal));
+        }
+        _twinOdds = CounterfactualTwins.FocusOdds(Options.TwinFocus);
 
         _faces = Options.DataPath is null ? new RenderedFaces(config.VisionConfig.ImageSize) : new DatasetFaces(Options.DataPath, Options.Seed);
         _heldOutFaces = TrainingFaces.HeldOut(Options.EvalImages, HeldOutSeed);
@@ -251,7 +270,7 @@ public sealed class ClipTrainer : IDisposable
         var batch = _faces.Draw(Step, b, rng);
         int[]? partner = null;
         if (Options.TwinShare > 0)
-            (batch, partner) = CounterfactualTwins.Apply(batch, (int)(Options.TwinShare * b / 2), _faces.ImageSize, rng);
+            (batch, partner) = CounterfactualTwins.Apply(batch, (int)(Options.TwinShare * b / 2), _faces.ImageSize, rng, _twinOdds);
         var faces = batch.Faces;
         var captions = faces.Select((f, i) => _captions.Draw(f, rng, partner is { } p && p[i] >= 0 ? faces[p[i]] : null)).ToArray();
         var positives = PositiveMask(captions, batch.Faces, Options.SoftTargets);
@@ -352,6 +371,7 @@ public sealed class ClipTrainer : IDisposable
         state["hardware"] = $"{CpuModel()}, {Environment.ProcessorCount} logical cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}; libtorch threads {torch.get_num_threads()}; device {_device}";
         // The exported folder travels (it is shipped), so it names the dataset file but not where it lay on this machine.
         if (state["data"] is not null) state["data"] = Path.GetFileName(state["data"]!.GetValue<string>());
+        if (state["start_from"] is not null) state["start_from"] = Path.GetFileName(Path.TrimEndingDirectorySeparator(state["start_from"]!.GetValue<string>()));
         state["data_description"] = _faces.Description;
         state["exported_utc"] = DateTime.UtcNow.ToString("u", CultureInfo.InvariantCulture);
         GcQuiet.Run(() => ClipExport.Write(folder, Model, Vocabulary, state));

@@ -1,4 +1,5 @@
 using PromptFaces.Generation.Clip;
+using PromptFaces.Training.Faces;
 
 namespace PromptFaces.Training.Clip;
 
@@ -24,12 +25,32 @@ public sealed record ClipTrainingOptions
     public double MaxLogitScale { get; init; } = 100;     // CLIP clamps exp(logit_scale) here so logits cannot explode
     public bool SoftTargets { get; init; } = true;        // count captions true of other images as positives
     public double TwinShare { get; init; }                // share of each batch in counterfactual twin pairs (CounterfactualTwins); 0: none
+    public IReadOnlyDictionary<string, double>? TwinFocus { get; init; } // relative odds of each attribute being the one a twin changes; null: all alike
+    public string? StartFrom { get; init; }               // an exported CLIP model folder whose weights and vocabulary a new run starts from (a fine-tune)
     public ClipAugmentation Augmentation { get; init; } = new();
     public Func<int, ClipConfig> Architecture { get; init; } = SmallClip.Config;  // vocabulary size → configuration
     public int CheckpointEvery { get; init; } = 250;      // steps between checkpoints (and exports of model/)
     public int GridEvery { get; init; } = 500;            // steps between evaluations and probe grids; 0 only at the end
     public int EvalImages { get; init; } = 512;           // held-out renders for zero-shot accuracy and grids
     public bool Resume { get; init; }
+
+    /// <summary>
+    /// Reads <c>--twin-focus</c>: comma-separated <c>attribute=weight</c> pairs, the others keeping weight 1; null or
+    /// empty gives null (every attribute alike).
+    /// </summary>
+    public static IReadOnlyDictionary<string, double>? ParseTwinFocus(string? spec)
+    {
+        if (string.IsNullOrWhiteSpace(spec)) return null;
+        var focus = new Dictionary<string, double>(StringComparer.Ordinal);
+        foreach (var part in spec.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var pieces = part.Split('=', StringSplitOptions.TrimEntries);
+            if (pieces.Length != 2 || !double.TryParse(pieces[1], System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var weight))
+                throw new FormatException($"--twin-focus: '{part}' is not attribute=weight (for example expression=4,facial_hair=2).");
+            focus[pieces[0].ToLowerInvariant()] = weight;
+        }
+        return focus;
+    }
 
     /// <summary>The first problem with these options, or null.</summary>
     public string? Validate()
@@ -39,6 +60,19 @@ public sealed record ClipTrainingOptions
         if (BatchSize < 2) return $"--batch is {BatchSize}; a contrastive batch needs at least 2 pairs";
         if (VocabSize < 514) return $"--vocab-size is {VocabSize}; it must be at least 514 (the 512 byte symbols and 2 special tokens)";
         if (!(TwinShare >= 0 && TwinShare <= 1)) return $"--twins is {TwinShare}; it must be between 0 and 1 (the share of each batch in twin pairs)";
+        if (TwinFocus is not null)
+        {
+            foreach (var (name, weight) in TwinFocus)
+            {
+                if (!FaceAttributes.Schema.Any(a => a.Name == name))
+                    return $"--twin-focus names '{name}', which is no attribute; use {string.Join(", ", FaceAttributes.Schema.Select(a => a.Name))}";
+                if (!(weight >= 0 && weight <= 1000)) return $"--twin-focus gives {name} the weight {weight}; weights must be between 0 and 1000";
+            }
+            if (!FaceAttributes.Schema.Any(a => (TwinFocus.TryGetValue(a.Name, out var w) ? w : 1) > 0 && a.Name != "facial_hair"))
+                return "--twin-focus gives the weight 0 to every attribute but facial_hair, which only men's faces can change; give at least one other attribute a positive weight";
+        }
+        if (StartFrom is not null && !File.Exists(Path.Combine(StartFrom, "model.safetensors")))
+            return $"--from {StartFrom} is not an exported CLIP model folder (it has no model.safetensors); give a folder that 'train clip' wrote as model/, or the shipped models/clip";
         if (!(LearningRate > 0)) return $"the learning rate is {LearningRate}; it must be positive";
         if (CheckpointEvery < 1) return $"the checkpoint interval is {CheckpointEvery}; it must be at least 1";
         if (GridEvery < 0) return $"--grid-every is {GridEvery}; it must be 0 (only at the end) or more";

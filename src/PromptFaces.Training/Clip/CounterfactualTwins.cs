@@ -18,19 +18,39 @@ internal static class CounterfactualTwins
     private static readonly int FacialHairIndex = IndexOf("facial_hair");
 
     /// <summary>
-    /// The twin of <paramref name="face"/>: one attribute, drawn uniformly among those the face may change, set to
-    /// another class, drawn uniformly. Facial hair changes only on men; a man turned into a woman loses his facial hair
-    /// (the renderer's women have none), so that pair also differs in it.
+    /// The twin of <paramref name="face"/>: one attribute, drawn among those the face may change (uniformly, or with the
+    /// odds of <paramref name="focus"/>, per schema index), set to another class, drawn uniformly. Facial hair changes
+    /// only on men; a man turned into a woman loses his facial hair (the renderer's women have none), so that pair also
+    /// differs in it.
     /// </summary>
     /// <returns>The twin and the schema index of the attribute that changed.</returns>
-    public static (FaceAttributes Twin, int Attribute) Make(FaceAttributes face, SplitMix64 rng)
+    public static (FaceAttributes Twin, int Attribute) Make(FaceAttributes face, SplitMix64 rng, IReadOnlyList<double>? focus = null)
     {
         var schema = FaceAttributes.Schema;
         var labels = face.ToLabels();
         bool man = face.Gender == Gender.Man;
-        int choices = man ? schema.Count : schema.Count - 1;                   // women skip facial hair
-        int attribute = (int)(rng.NextDouble() * choices);
-        if (!man && attribute >= FacialHairIndex) attribute++;
+        int attribute;
+        if (focus is null)
+        {
+            int choices = man ? schema.Count : schema.Count - 1;               // women skip facial hair
+            attribute = (int)(rng.NextDouble() * choices);
+            if (!man && attribute >= FacialHairIndex) attribute++;
+        }
+        else
+        {
+            double total = 0;
+            for (int i = 0; i < schema.Count; i++) if (man || i != FacialHairIndex) total += focus[i];
+            double u = rng.NextDouble() * total;
+            attribute = -1;
+            for (int i = 0; i < schema.Count && attribute < 0; i++)
+            {
+                if ((!man && i == FacialHairIndex) || focus[i] <= 0) continue;
+                if (u < focus[i]) attribute = i;
+                else u -= focus[i];
+            }
+            if (attribute < 0)                                                 // rounding at the very top: the last allowed one
+                attribute = Enumerable.Range(0, schema.Count).Last(i => focus[i] > 0 && (man || i != FacialHairIndex));
+        }
         int classes = schema[attribute].Classes;
         labels[attribute] = (labels[attribute] + 1 + (int)(rng.NextDouble() * (classes - 1))) % classes;
         if (attribute == GenderIndex && labels[GenderIndex] == (int)Gender.Woman) labels[FacialHairIndex] = (int)FacialHair.None;
@@ -42,7 +62,7 @@ internal static class CounterfactualTwins
     /// even ones (rendered here, at <paramref name="size"/>), and returns per face its partner's index in the batch
     /// (−1 for faces outside a pair), whose caption must be false of it.
     /// </summary>
-    public static (FaceBatch Batch, int[] Partner) Apply(FaceBatch batch, int pairs, int size, SplitMix64 rng)
+    public static (FaceBatch Batch, int[] Partner) Apply(FaceBatch batch, int pairs, int size, SplitMix64 rng, IReadOnlyList<double>? focus = null)
     {
         var faces = (FaceAttributes[])batch.Faces.Clone();
         var partner = Enumerable.Repeat(-1, faces.Length).ToArray();
@@ -50,7 +70,7 @@ internal static class CounterfactualTwins
         var twins = new FaceAttributes[pairs];
         for (int p = 0; p < pairs; p++)
         {
-            faces[2 * p + 1] = twins[p] = Make(faces[2 * p], rng).Twin;
+            faces[2 * p + 1] = twins[p] = Make(faces[2 * p], rng, focus).Twin;
             partner[2 * p] = 2 * p + 1;
             partner[2 * p + 1] = 2 * p;
         }
@@ -66,6 +86,10 @@ internal static class CounterfactualTwins
             return all.index_copy_(0, index, rendered);
         }), partner);
     }
+
+    /// <summary>The odds per schema index that <see cref="Make"/> takes, from attribute names (others 1); null stays null.</summary>
+    public static double[]? FocusOdds(IReadOnlyDictionary<string, double>? focus) =>
+        focus is null ? null : FaceAttributes.Schema.Select(a => focus.TryGetValue(a.Name, out var w) ? w : 1.0).ToArray();
 
     private static int IndexOf(string name)
     {

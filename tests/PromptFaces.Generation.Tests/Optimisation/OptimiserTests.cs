@@ -287,6 +287,59 @@ public sealed class OptimiserTests : IDisposable
     }
 
     [Fact]
+    public void The_latent_range_holds_mapped_latents_and_charges_only_the_distance_outside_it()
+    {
+        var models = Models();
+        var g = models.Generator;
+        var range = models.LatentRange;
+        Assert.Same(range, models.LatentRange);                                   // measured once
+        Assert.Equal(new long[] { g.Config.WDim }, range.Low.shape);
+        Assert.True(range.High.ge(range.Low).all().item<bool>(), "a dimension's high quantile is below its low one");
+        Assert.True(range.High.sub(range.Low).gt(0).all().item<bool>(), "a dimension's range is empty");
+
+        using var noGrad = no_grad();
+        using var rng = new Generator(99UL);
+        var ws = g.Mapping.Forward(randn(new long[] { 256, g.Config.ZDim }, generator: rng));          // other z than the measured ones
+        var inside = range.Penalty(ws).item<float>();
+        var truncated = range.Penalty(g.Mapping.Forward(randn(new long[] { 64, g.Config.ZDim }, generator: rng), 0.7)).item<float>();
+        Assert.True(inside < 0.05, $"fresh mapped latents pay {inside} on average");
+        Assert.True(truncated < 0.01, $"truncated latents pay {truncated} on average");  // psi 0.7 pulls the ws towards w_avg, into the box
+
+        // Three standard deviations above the top of the range in one dimension costs exactly 3² = 9 per layer.
+        var top = range.High.clone().reshape(1, 1, -1).repeat(1, g.NumWs, 1);
+        Assert.Equal(0f, range.Penalty(top).item<float>());
+        var scale0 = range.Scale[0].item<float>();
+        top[0, TensorIndex.Colon, 0] += 3 * scale0;
+        Assert.Equal(9.0, range.Penalty(top).item<float>(), 3);
+        var bottom = range.Low.clone().reshape(1, 1, -1).repeat(1, g.NumWs, 1);
+        bottom[0, TensorIndex.Colon, 1] -= 2 * range.Scale[1].item<float>();
+        Assert.Equal(4.0, range.Penalty(bottom).item<float>(), 3);
+    }
+
+    [Fact]
+    public void The_range_prior_keeps_a_hard_pushed_latent_near_the_mapping_networks_range()
+    {
+        var models = Models();
+        // A high learning rate for many steps pushes W+ latents far out; the prior should keep them much closer.
+        float Outside(double weight)
+        {
+            using var engine = new CoBatchedOptimiser(models);
+            var settings = Settings("a face with green hair", 5, steps: 60) with { LearningRate = 1.0, RangePriorWeight = weight };
+            engine.Enqueue(new OptimisationRequest("r", settings));
+            for (int i = 0; i < 59; i++) engine.Step();
+            var state = engine.Checkpoint("r")!;
+            using var ws = tensor(state.Ws).reshape(1, models.Generator.NumWs, models.Generator.Config.WDim);
+            return models.LatentRange.Penalty(ws).item<float>();
+        }
+        var free = Outside(0);
+        var held = Outside(10);
+        _output.WriteLine($"outside the range: free {free:F3}, with the prior {held:F3}");
+        Assert.True(free > 1, $"the free run stayed inside the range ({free}); the test needs a run that leaves it");
+        Assert.True(held < free / 4, $"the prior did not hold the latent: {held} against {free} without it");
+        Assert.Contains("range prior", (Settings("x", 1) with { RangePriorWeight = -1 }).Validate());
+    }
+
+    [Fact]
     public void Early_stopping_ends_a_job_that_stops_improving()
     {
         var models = Models();
