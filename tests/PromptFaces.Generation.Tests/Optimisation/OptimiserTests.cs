@@ -340,6 +340,26 @@ public sealed class OptimiserTests : IDisposable
     }
 
     [Fact]
+    public void The_layer_tie_holds_W_plus_layers_together_and_leaves_W_alone()
+    {
+        var models = Models();
+        float Spread(LatentSpace space, double tie)
+        {
+            using var engine = new CoBatchedOptimiser(models);
+            engine.Enqueue(new OptimisationRequest("t", Settings("a face with blue eyes", 8, steps: 30) with { Space = space, LearningRate = 0.5, LayerTieWeight = tie }));
+            for (int i = 0; i < 20; i++) engine.Step();
+            using var ws = tensor(engine.Checkpoint("t")!.Ws).reshape(1, models.Generator.NumWs, models.Generator.Config.WDim);
+            return models.LatentRange.LayerSpread(ws).item<float>();
+        }
+        var free = Spread(LatentSpace.WPlus, 0);
+        var tied = Spread(LatentSpace.WPlus, 50);
+        _output.WriteLine($"layer spread: free {free:F4}, tied {tied:F4}");
+        Assert.True(free > 0.01, $"free W+ layers did not move apart ({free})");
+        Assert.True(tied < free / 5, $"the tie did not hold the layers together: {tied} against {free}");
+        Assert.Equal(0f, Spread(LatentSpace.W, 50), 5);                       // W has one shared w: nothing to tie
+    }
+
+    [Fact]
     public void Early_stopping_ends_a_job_that_stops_improving()
     {
         var models = Models();
