@@ -7,6 +7,7 @@ using PromptFaces.Generation.StyleGan2;
 using PromptFaces.Training.Data;
 using PromptFaces.Training.Evaluation;
 using PromptFaces.Training.Faces;
+using PromptFaces.Training.StyleGan;
 using Xunit;
 using static TorchSharp.torch;
 
@@ -54,12 +55,12 @@ public sealed class EvaluationTests : IDisposable
     /// A random tiny generator (32x32) and CLIP with a byte-level tokenizer: the evaluation's plumbing does not need
     /// trained networks, only the shapes and the data flow of real ones.
     /// </summary>
-    private static FaceModels TinyRandomModels()
+    private static FaceModels TinyRandomModels(int zDim = 16)
     {
         manual_seed(1);
         var generator = new StyleGan2Generator(new StyleGan2Config
         {
-            ZDim = 16, WDim = 16, Resolution = 32, MappingLayers = 2, ChannelBase = 256, ChannelMax = 16, NumFp16Res = 0,
+            ZDim = zDim, WDim = 16, Resolution = 32, MappingLayers = 2, ChannelBase = 256, ChannelMax = 16, NumFp16Res = 0,
         });
         var clip = new ClipModel(new ClipConfig
         {
@@ -332,6 +333,64 @@ public sealed class EvaluationTests : IDisposable
 
         var mismatch = Assert.Throws<ArgumentException>(() => evaluator.Realism(null, ct, [starts], [grey.narrow(0, 0, 4)]));
         Assert.Contains("6 starting faces but 4 optimised", mismatch.Message);
+    }
+
+    [Fact]
+    public void For_a_latent_tied_generator_realism_reports_how_often_its_samples_show_what_their_z_is_tied_to()
+    {
+        // A random generator wide enough in z for the tie; the figure's plumbing needs no trained generator.
+        int zDim = LatentFaceMap.RequiredZDim + 4;
+        using var models = TinyRandomModels(zDim);
+        var generator = models.Generator;
+        var trained = TrainTinyJudge(steps: 30);
+        using var judge = trained.Judge;
+        var tie = new LatentFaceMap(zDim);
+        var options = new EvaluationOptions { RealismSamples = 24, Optimisation = new OptimisationSettings { PreviewSize = 0 } };
+        var ct = TestContext.Current.CancellationToken;
+
+        var untied = new Evaluator(models, judge, options).Realism(cancellationToken: ct);
+        var tied = new Evaluator(models, judge, options with { LatentTie = tie }).Realism(cancellationToken: ct);
+        Assert.Null(untied.TiedAttributes);
+        Assert.Equal(untied.GeneratorPsi1, tied.GeneratorPsi1);              // the same samples either way
+
+        // The same 24 samples, judged here, against the attributes their z is tied to.
+        using var rng = new TorchSharp.torch.Generator((ulong)options.SampleSeed);
+        using var z = randn(new long[] { 24, zDim }, generator: rng);
+        using var noGrad = no_grad();
+        using var images = generator.Synthesis.Forward(generator.Mapping.Forward(z, 1.0), NoiseMode.Const).clamp(-1, 1);
+        using var predicted = judge.Predict(images).to(ScalarType.Int32);
+        var judged = predicted.data<int>().ToArray();
+        var labels = tie.Attributes(z.data<float>().ToArray()).Select(f => f.ToLabels()).ToArray();
+        var figures = tied.TiedAttributes!;
+        Assert.Equal(24, figures.Samples);
+        var schema = FaceAttributes.Schema;
+        Assert.Equal(schema.Select(a => a.Name), figures.Agreement.Keys);
+        for (int a = 0; a < schema.Count; a++)
+        {
+            double expected = Enumerable.Range(0, 24).Count(i => judged[i * schema.Count + a] == labels[i][a]) / 24.0;
+            Assert.Equal(expected, figures.Agreement[schema[a].Name], 4);
+        }
+        Assert.Equal(figures.Agreement.Values.Average(), figures.Mean, 4);
+    }
+
+    [Fact]
+    public void A_generators_latent_tie_is_read_from_its_training_metadata()
+    {
+        int zDim = LatentFaceMap.RequiredZDim;
+        Assert.Null(LatentFaceMap.FromTrainingMetadata(new Dictionary<string, string>(), zDim, "g.safetensors"));
+        Assert.Null(LatentFaceMap.FromTrainingMetadata(new Dictionary<string, string> { ["training_settings"] = """{"reconstruction_weight":0}""" }, zDim, "g.safetensors"));
+        Assert.Null(LatentFaceMap.FromTrainingMetadata(new Dictionary<string, string> { ["training_settings"] = """{"reconstruction_weight":10}""" }, zDim - 1, "g.safetensors"));
+        var map = LatentFaceMap.FromTrainingMetadata(new Dictionary<string, string> { ["training_settings"] = """{"reconstruction_weight":10,"latent_layout":"intervals"}""" }, zDim, "g.safetensors");
+        Assert.Equal(LatentLayout.Intervals, map!.Layout);
+        var broken = Assert.Throws<InvalidDataException>(() => LatentFaceMap.FromTrainingMetadata(new Dictionary<string, string> { ["training_settings"] = "{not json" }, zDim, "g.safetensors"));
+        Assert.Contains("g.safetensors", broken.Message);
+        Assert.Contains("training_settings", broken.Message);
+        var unknown = Assert.Throws<InvalidDataException>(() => LatentFaceMap.FromTrainingMetadata(new Dictionary<string, string> { ["training_settings"] = """{"reconstruction_weight":10,"latent_layout":"spiral"}""" }, zDim, "g.safetensors"));
+        Assert.Contains("'spiral'", unknown.Message);
+
+        // The shipped generator was trained with the argmax tie.
+        var shipped = SafeTensorsFile.Read(ModelsFile("generator.safetensors")).Metadata;
+        Assert.Equal(LatentLayout.Argmax, LatentFaceMap.FromTrainingMetadata(shipped, 128, "generator.safetensors")!.Layout);
     }
 
     [Fact]

@@ -1,11 +1,13 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text;
+using PromptFaces.Generation.Checkpoints;
 using PromptFaces.Generation.Models;
 using PromptFaces.Generation.Optimisation;
 using PromptFaces.Training.Data;
 using PromptFaces.Training.Evaluation;
 using PromptFaces.Training.Faces;
+using PromptFaces.Training.StyleGan;
 using Spectre.Console;
 using static TorchSharp.torch;
 
@@ -96,6 +98,9 @@ internal static class EvalCommand
                 CliRunner.Err.MarkupLineInterpolated(
                     $"[yellow]warning:[/] {judgePath} was trained on renderer v{judgeModel.RendererVersion} faces, this renderer is v{FaceRenderer.Version}; retrain it with 'promptfaces train judge' before trusting its figures.");
             using var models = FaceModels.Load(generatorPath, clipPath, dev);
+            // A generator trained here with the latent tie also gets the tied-attribute figure (what its samples draw).
+            if (SafeTensorsFile.LooksLikeSafeTensors(generatorPath))
+                options = options with { LatentTie = LatentFaceMap.FromTrainingMetadata(SafeTensorsFile.Read(generatorPath).Metadata, models.Generator.Config.ZDim, generatorPath) };
             var evaluator = new Evaluator(models, judgeModel, options);
             var gridPath = r.GetValue(grid);
 
@@ -185,6 +190,8 @@ internal static class EvalCommand
                 sb.AppendLine(inv, $"  the {q.JobFaces} jobs' starting faces {started,10:F2}");
                 sb.AppendLine(inv, $"  the {q.JobFaces} jobs' optimised faces {optimised,9:F2}");
             }
+            if (q.TiedAttributes is { } t)
+                sb.AppendLine(inv, $"  the generator's psi-1 samples show what their z is tied to: {Pct(t.Mean)} on average ({string.Join(", ", t.Agreement.Select(kv => $"{kv.Key} {Pct(kv.Value)}"))})");
             sb.AppendLine();
         }
         if (report.Diversity is { } d)

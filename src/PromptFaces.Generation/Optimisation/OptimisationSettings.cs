@@ -28,7 +28,9 @@ public enum LatentSpace
 
 /// <summary>
 /// Everything that decides one optimisation run. Defaults follow what worked for CLIP-guided StyleGAN: truncation 0.7
-/// for a typical start, W+ with Adam, a short warm-up and a cosine ramp-down of the learning rate.
+/// for a typical start, W+ with Adam, a short warm-up and a cosine ramp-down of the learning rate; plus a range prior
+/// that keeps each w inside the range the mapping network produces (measured on the shipped pair: the same judged
+/// accuracy, faces closer to the training data; see models/README.md).
 /// </summary>
 public sealed record OptimisationSettings
 {
@@ -48,7 +50,7 @@ public sealed record OptimisationSettings
     public GuidanceLoss Loss { get; init; } = GuidanceLoss.Spherical;
     public LatentSpace Space { get; init; } = LatentSpace.WPlus;  // W+ (per-layer latents) or W (one shared change)
     public double LatentPullWeight { get; init; }           // L2 pull towards the starting latent; 0 disables
-    public double RangePriorWeight { get; init; }           // charge for ws outside the mapping network's range (LatentRange); 0 disables
+    public double RangePriorWeight { get; init; } = 10;     // charge for ws outside the mapping network's range (LatentRange); 0 disables
     public double LayerTieWeight { get; init; }             // W+ only: charge for the layers' ws moving apart (LatentRange.LayerSpread); 0 disables
     public int Patience { get; init; }                      // stop after this many steps without improvement; 0 disables
     public double MinImprovement { get; init; } = 1e-3;    // similarity gain that counts as improvement for Patience

@@ -118,7 +118,16 @@ public sealed record RealismFigures(
     bool GeneratorFarCloser,                               // the generator's distance is under a quarter of the baseline's
     int JobFaces = 0,                                      // jobs whose faces were measured; 0 when none were given
     double? StartingFaces = null,                          // the jobs' starting faces against the renders
-    double? OptimisedFaces = null);                        // the jobs' optimised faces against the renders
+    double? OptimisedFaces = null,                         // the jobs' optimised faces against the renders
+    TiedAttributeFigures? TiedAttributes = null);          // how often the psi-1 samples show what their z is tied to (latent-tied generators only)
+
+/// <summary>
+/// For a generator trained with the latent tie (<c>train stylegan</c>'s reconstruction objective): the share of its
+/// random samples (psi 1, the realism samples) in which the judge reads each attribute as the class their z is tied to.
+/// It measures the generator's drawing apart from CLIP and the optimiser: an attribute it seldom draws as tied is one
+/// the optimiser can seldom reach either.
+/// </summary>
+public sealed record TiedAttributeFigures(int Samples, IReadOnlyDictionary<string, double> Agreement, double Mean);
 
 /// <summary>
 /// How different the faces of different seeds for the same prompt are: mean pairwise L2 distance of judge features and

@@ -6,6 +6,7 @@ using PromptFaces.Generation.StyleGan2;
 using PromptFaces.Training.Clip;
 using PromptFaces.Training.Data;
 using PromptFaces.Training.Faces;
+using PromptFaces.Training.StyleGan;
 using TorchSharp;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
@@ -25,6 +26,7 @@ public sealed record EvaluationOptions
     public int DiversityReferencePairs { get; init; } = 500;
     public ulong RenderSeed { get; init; } = 0xE7A1_0001UL; // renders of the evaluation; differs from the judge's training seeds
     public long SampleSeed { get; init; } = 0xE7A1_0002L;   // the generator's random samples for realism
+    public LatentFaceMap? LatentTie { get; init; }        // what the generator's z is tied to (a latent-tied generator); null: no tied-attribute figure
 
     /// <summary>The optimisation every job runs: the engine's defaults with 100 steps and no previews.</summary>
     public OptimisationSettings Optimisation { get; init; } = new() { Steps = 100, PreviewSize = 0 };
@@ -349,9 +351,10 @@ public sealed class Evaluator
         progress?.Invoke(new EvaluationProgress(phase, 2, 5));
         using var blurred = RenderFeatures(n, _options.RenderSeed ^ 0x2UL, _options.BaselineBlurSigma, cancellationToken);
         progress?.Invoke(new EvaluationProgress(phase, 3, 5));
-        using var psi1 = GeneratorFeatures(n, psi: 1.0, cancellationToken);
+        var (psi1Features, tied) = GeneratorFeatures(n, psi: 1.0, cancellationToken, _options.LatentTie);
+        using var psi1 = psi1Features;
         progress?.Invoke(new EvaluationProgress(phase, 4, 5));
-        using var psi07 = GeneratorFeatures(n, psi: 0.7, cancellationToken);
+        using var psi07 = GeneratorFeatures(n, psi: 0.7, cancellationToken).Features;
         progress?.Invoke(new EvaluationProgress(phase, 5, 5));
 
         RequireFinite(psi1, "the generator's samples at psi 1");
@@ -360,7 +363,7 @@ public sealed class Evaluator
         double generator = FrechetDistance(psi1, reference);
         double baseline = FrechetDistance(blurred, reference);
         var figures = new RealismFigures(n, Round(generator), Round(FrechetDistance(psi07, reference)), Round(baseline), _options.BaselineBlurSigma,
-            Round(FrechetDistance(other, reference)), Round(baseline / generator), generator < baseline / 4);
+            Round(FrechetDistance(other, reference)), Round(baseline / generator), generator < baseline / 4, TiedAttributes: tied);
 
         using var started = FacesFeatures(startingFaces);
         using var optimised = FacesFeatures(optimisedFaces);
@@ -438,21 +441,43 @@ public sealed class Evaluator
         return JoinAndDispose(features);
     }
 
-    private Tensor GeneratorFeatures(int n, double psi, CancellationToken cancellationToken)
+    /// <summary>
+    /// The judge's features of <paramref name="n"/> random generator samples at truncation <paramref name="psi"/>;
+    /// given the generator's latent tie, also how often the judge reads each attribute as the class the sample's z is
+    /// tied to.
+    /// </summary>
+    private (Tensor Features, TiedAttributeFigures? Tied) GeneratorFeatures(int n, double psi, CancellationToken cancellationToken, LatentFaceMap? tie = null)
     {
         var g = _models.Generator;
         using var rng = new Generator((ulong)_options.SampleSeed);
         var features = new List<Tensor>();
+        var schema = FaceAttributes.Schema;
+        var agree = new int[schema.Count];
         for (int start = 0; start < n; start += 50)
         {
             cancellationToken.ThrowIfCancellationRequested();
             using var noGrad = no_grad();
             using var scope = NewDisposeScope();
-            var z = randn(new long[] { Math.Min(50, n - start), g.Config.ZDim }, generator: rng).to(_models.Device);
-            var images = g.Synthesis.Forward(g.Mapping.Forward(z, psi), NoiseMode.Const).clamp(-1, 1);
+            var z = randn(new long[] { Math.Min(50, n - start), g.Config.ZDim }, generator: rng);
+            var images = g.Synthesis.Forward(g.Mapping.Forward(z.to(_models.Device), psi), NoiseMode.Const).clamp(-1, 1);
             features.Add(_judge.Features(images).cpu().MoveToOuterDisposeScope());
+            if (tie is null) continue;
+            var judged = _judge.Predict(images).cpu().to(ScalarType.Int32).data<int>().ToArray();   // (B, A) row-major
+            var tiedTo = tie.Attributes(z.contiguous().data<float>().ToArray());
+            for (int i = 0; i < tiedTo.Length; i++)
+            {
+                var labels = tiedTo[i].ToLabels();
+                for (int a = 0; a < schema.Count; a++)
+                    if (judged[i * schema.Count + a] == labels[a]) agree[a]++;
+            }
         }
-        return JoinAndDispose(features);
+        TiedAttributeFigures? tied = null;
+        if (tie is not null)
+        {
+            var agreement = schema.Select((s, a) => (s.Name, Share: Round((double)agree[a] / n))).ToDictionary(x => x.Name, x => x.Share);
+            tied = new TiedAttributeFigures(n, agreement, Round(agree.Sum() / (double)(n * schema.Count)));
+        }
+        return (JoinAndDispose(features), tied);
     }
 
     /// <summary>

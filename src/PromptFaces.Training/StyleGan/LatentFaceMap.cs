@@ -73,6 +73,33 @@ public sealed class LatentFaceMap
         }
     }
 
+    /// <summary>
+    /// The tie a generator checkpoint was trained with, read from the <c>training_settings</c> that <c>train stylegan</c>
+    /// writes into its safetensors metadata; null for a generator trained without it (a reconstruction weight of 0, or
+    /// no such metadata, as in NVIDIA's checkpoints).
+    /// </summary>
+    /// <exception cref="InvalidDataException">the metadata is there but unreadable; the message names file and key.</exception>
+    public static LatentFaceMap? FromTrainingMetadata(IReadOnlyDictionary<string, string> metadata, int zDim, string source)
+    {
+        const string key = "training_settings";
+        if (!metadata.TryGetValue(key, out var json)) return null;
+        System.Text.Json.Nodes.JsonObject settings;
+        try
+        {
+            settings = System.Text.Json.Nodes.JsonNode.Parse(json) as System.Text.Json.Nodes.JsonObject
+                ?? throw new InvalidDataException("not a JSON object");
+        }
+        catch (Exception e) when (e is System.Text.Json.JsonException or InvalidDataException)
+        {
+            throw new InvalidDataException($"{source}: the metadata '{key}' is not readable JSON ({e.Message}).", e);
+        }
+        if ((settings["reconstruction_weight"]?.GetValue<double>() ?? 0) <= 0 || zDim < RequiredZDim) return null;
+        var name = settings["latent_layout"]?.GetValue<string>();
+        var layout = name is null ? LatentLayout.Argmax : Parse(name)
+            ?? throw new InvalidDataException($"{source}: the metadata '{key}' names the latent layout '{name}'; this build knows 'argmax' and 'intervals'.");
+        return new LatentFaceMap(zDim, layout);
+    }
+
     private readonly int _zDim;
 
     /// <summary>How a class is read from its z group.</summary>
