@@ -371,6 +371,11 @@ public sealed class EvaluationTests : IDisposable
             Assert.Equal(expected, figures.Agreement[schema[a].Name], 4);
         }
         Assert.Equal(figures.Agreement.Values.Average(), figures.Mean, 4);
+        for (int a = 0; a < schema.Count; a++)
+        {
+            double common = labels.GroupBy(l => l[a]).Max(g => g.Count()) / 24.0;
+            Assert.Equal(common, figures.MostCommon[schema[a].Name], 4);
+        }
     }
 
     [Fact]

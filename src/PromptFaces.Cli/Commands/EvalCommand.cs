@@ -191,7 +191,7 @@ internal static class EvalCommand
                 sb.AppendLine(inv, $"  the {q.JobFaces} jobs' optimised faces {optimised,9:F2}");
             }
             if (q.TiedAttributes is { } t)
-                sb.AppendLine(inv, $"  the generator's psi-1 samples show what their z is tied to: {Pct(t.Mean)} on average ({string.Join(", ", t.Agreement.Select(kv => $"{kv.Key} {Pct(kv.Value)}"))})");
+                sb.AppendLine(inv, $"  the generator's psi-1 samples show what their z is tied to: {Pct(t.Mean)} on average ({string.Join(", ", t.Agreement.Select(kv => $"{kv.Key} {Pct(kv.Value)} (most common class {Pct(t.MostCommon[kv.Key])})"))})");
             sb.AppendLine();
         }
         if (report.Diversity is { } d)

@@ -127,6 +127,8 @@ public sealed class ClipTrainer : IDisposable
                 Vocabulary = BpeVocabulary.Read(from);
                 config = ClipConfig.Load(Path.Combine(from, "config.json"));
                 _log($"starting from the weights and vocabulary of {from}");
+                if (options.Exclusions.Count == 0)
+                    _log("warning: no sentences are excluded; a fine-tune of a model evaluated with 'promptfaces eval' should get --exclude with the evaluation prompts again");
             }
             else
             {

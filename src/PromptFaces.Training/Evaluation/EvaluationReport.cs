@@ -127,7 +127,10 @@ public sealed record RealismFigures(
 /// It measures the generator's drawing apart from CLIP and the optimiser: an attribute it seldom draws as tied is one
 /// the optimiser can seldom reach either.
 /// </summary>
-public sealed record TiedAttributeFigures(int Samples, IReadOnlyDictionary<string, double> Agreement, double Mean);
+/// <remarks><see cref="MostCommon"/> is the share of the samples tied to each attribute's most common class: what a
+/// generator that always drew that class would score, the level an agreement must beat to mean anything.</remarks>
+public sealed record TiedAttributeFigures(int Samples, IReadOnlyDictionary<string, double> Agreement, double Mean,
+    IReadOnlyDictionary<string, double> MostCommon);
 
 /// <summary>
 /// How different the faces of different seeds for the same prompt are: mean pairwise L2 distance of judge features and

@@ -453,6 +453,7 @@ public sealed class Evaluator
         var features = new List<Tensor>();
         var schema = FaceAttributes.Schema;
         var agree = new int[schema.Count];
+        var tiedCounts = schema.Select(a => new int[a.Classes]).ToArray();
         for (int start = 0; start < n; start += 50)
         {
             cancellationToken.ThrowIfCancellationRequested();
@@ -468,14 +469,18 @@ public sealed class Evaluator
             {
                 var labels = tiedTo[i].ToLabels();
                 for (int a = 0; a < schema.Count; a++)
+                {
+                    tiedCounts[a][labels[a]]++;
                     if (judged[i * schema.Count + a] == labels[a]) agree[a]++;
+                }
             }
         }
         TiedAttributeFigures? tied = null;
         if (tie is not null)
         {
             var agreement = schema.Select((s, a) => (s.Name, Share: Round((double)agree[a] / n))).ToDictionary(x => x.Name, x => x.Share);
-            tied = new TiedAttributeFigures(n, agreement, Round(agree.Sum() / (double)(n * schema.Count)));
+            var mostCommon = schema.Select((s, a) => (s.Name, Share: Round((double)tiedCounts[a].Max() / n))).ToDictionary(x => x.Name, x => x.Share);
+            tied = new TiedAttributeFigures(n, agreement, Round(agree.Sum() / (double)(n * schema.Count)), mostCommon);
         }
         return (JoinAndDispose(features), tied);
     }
