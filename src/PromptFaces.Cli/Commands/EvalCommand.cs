@@ -100,7 +100,7 @@ internal static class EvalCommand
             using var models = FaceModels.Load(generatorPath, clipPath, dev);
             // A generator trained here with the latent tie also gets the tied-attribute figure (what its samples draw).
             if (SafeTensorsFile.LooksLikeSafeTensors(generatorPath))
-                options = options with { LatentTie = LatentFaceMap.FromTrainingMetadata(SafeTensorsFile.Read(generatorPath).Metadata, models.Generator.Config.ZDim, generatorPath) };
+                options = options with { LatentTie = LatentFaceMap.FromTrainingMetadata(SafeTensorsFile.ReadMetadata(generatorPath), models.Generator.Config.ZDim, generatorPath) };
             var evaluator = new Evaluator(models, judgeModel, options);
             var gridPath = r.GetValue(grid);
 

@@ -53,17 +53,53 @@ public static class SafeTensorsFile
                 throw new CheckpointException(path, "has a safetensors header that is not a JSON object; the file is corrupt.");
             foreach (var entry in header.RootElement.EnumerateObject())
             {
-                if (entry.Name == "__metadata__")
-                {
-                    if (entry.Value.ValueKind == JsonValueKind.Object)
-                        foreach (var m in entry.Value.EnumerateObject())
-                            metadata[m.Name] = m.Value.ValueKind == JsonValueKind.String ? m.Value.GetString()! : m.Value.GetRawText();
-                    continue;
-                }
-                tensors[entry.Name] = ReadEntry(path, entry.Name, entry.Value, bytes, dataStart, dataLength);
+                if (entry.Name == MetadataKey) AddMetadata(entry.Value, metadata);
+                else tensors[entry.Name] = ReadEntry(path, entry.Name, entry.Value, bytes, dataStart, dataLength);
             }
         }
         return (tensors, metadata);
+    }
+
+    private const string MetadataKey = "__metadata__";
+
+    /// <summary>
+    /// Only the string metadata, read from the header without the tensor data (a large checkpoint costs no more than a
+    /// small one); empty when the file has none.
+    /// </summary>
+    public static Dictionary<string, string> ReadMetadata(string path)
+    {
+        var metadata = new Dictionary<string, string>();
+        try
+        {
+            using var stream = File.OpenRead(path);
+            Span<byte> size = stackalloc byte[8];
+            if (stream.Read(size) < 8)
+                throw new CheckpointException(path, "is too short for a safetensors file (truncated or not a checkpoint).");
+            long headerLength = BinaryPrimitives.ReadInt64LittleEndian(size);
+            if (headerLength <= 0 || headerLength > MaxHeaderBytes || 8 + headerLength > stream.Length)
+                throw new CheckpointException(path, $"is not a safetensors file: its first 8 bytes give a header length of {headerLength}, but the file has {stream.Length} bytes (truncated, corrupt, or another format).");
+            var bytes = new byte[headerLength];
+            stream.ReadExactly(bytes);
+            using var header = JsonDocument.Parse(bytes);
+            if (header.RootElement.ValueKind == JsonValueKind.Object && header.RootElement.TryGetProperty(MetadataKey, out var m))
+                AddMetadata(m, metadata);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new CheckpointException(path, $"cannot read the file ({e.Message}).", inner: e);
+        }
+        catch (JsonException e)
+        {
+            throw new CheckpointException(path, $"has a safetensors header that is not valid JSON ({e.Message}); the file is corrupt.", inner: e);
+        }
+        return metadata;
+    }
+
+    private static void AddMetadata(JsonElement entry, Dictionary<string, string> metadata)
+    {
+        if (entry.ValueKind != JsonValueKind.Object) return;
+        foreach (var m in entry.EnumerateObject())
+            metadata[m.Name] = m.Value.ValueKind == JsonValueKind.String ? m.Value.GetString()! : m.Value.GetRawText();
     }
 
     private static RawTensor ReadEntry(string path, string key, JsonElement e, byte[] bytes, long dataStart, long dataLength)
@@ -112,7 +148,7 @@ public static class SafeTensorsFile
             w.WriteStartObject();
             if (metadata is { Count: > 0 })
             {
-                w.WriteStartObject("__metadata__");
+                w.WriteStartObject(MetadataKey);
                 foreach (var (k, v) in metadata) w.WriteString(k, v);
                 w.WriteEndObject();
             }

@@ -76,6 +76,13 @@ public sealed class ClipModel : nn.Module
     /// shape must match the configuration; only the <c>position_ids</c> buffers are allowed extra. The model is built
     /// directly on <paramref name="device"/> (CPU when null) and returned in eval mode.
     /// </summary>
+    /// <summary>
+    /// Loads a Hugging Face <c>model.safetensors</c> into this model strictly: every key and shape must match its
+    /// configuration; only the <c>position_ids</c> buffers are allowed extra.
+    /// </summary>
+    public void LoadWeights(string weightsPath) =>
+        StrictStateDict.Load(this, SafeTensorsFile.Read(weightsPath).Tensors, weightsPath, isIgnorable: IgnorableKeys.Contains);
+
     public static ClipModel FromFolder(string folder, Device? device = null)
     {
         if (!Directory.Exists(folder))
@@ -93,11 +100,10 @@ public sealed class ClipModel : nn.Module
         }
 
         var config = ClipConfig.Load(configPath);
-        var tensors = SafeTensorsFile.Read(weightsPath).Tensors;
         var model = new ClipModel(config, device);
         try
         {
-            StrictStateDict.Load(model, tensors, weightsPath, isIgnorable: IgnorableKeys.Contains);
+            model.LoadWeights(weightsPath);
         }
         catch
         {

@@ -153,10 +153,11 @@ public sealed class CoBatchedOptimiser : IDisposable
             var loss = (distance.mean(new long[] { 0 }) * job.PromptWeights).sum();
             if (job.Settings.LatentPullWeight > 0)
                 loss = loss + job.Settings.LatentPullWeight * (job.Latent - job.StartLatent).square().sum(-1).mean();
+            var jobWs = ws.narrow(0, j, 1);                                                    // (1, num_ws, w_dim), with its gradient path
             if (job.Settings.RangePriorWeight > 0)
-                loss = loss + job.Settings.RangePriorWeight * _models.LatentRange.Penalty(ws.narrow(0, j, 1));
+                loss = loss + job.Settings.RangePriorWeight * _models.LatentRange.Penalty(jobWs);
             if (job.Settings.LayerTieWeight > 0 && job.Settings.Space == LatentSpace.WPlus)
-                loss = loss + job.Settings.LayerTieWeight * _models.LatentRange.LayerSpread(ws.narrow(0, j, 1));
+                loss = loss + job.Settings.LayerTieWeight * _models.LatentRange.LayerSpread(jobWs);
             losses.Add(loss);
             using (no_grad())
             {

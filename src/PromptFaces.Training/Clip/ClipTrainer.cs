@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json.Nodes;
-using PromptFaces.Generation.Checkpoints;
 using PromptFaces.Generation.Clip;
 using PromptFaces.Generation.Devices;
 using PromptFaces.Generation.Optimisation;
@@ -168,10 +167,7 @@ public sealed class ClipTrainer : IDisposable
         if (saved is not null)
             ClipCheckpoint.LoadInto(existing!, Model, _optimizer);
         else if (Options.StartFrom is { } start)
-        {
-            var weights = Path.Combine(start, "model.safetensors");
-            StrictStateDict.Load(Model, SafeTensorsFile.Read(weights).Tensors, weights, isIgnorable: k => k.EndsWith("position_ids", StringComparison.Ordinal));
-        }
+            Model.LoadWeights(Path.Combine(start, "model.safetensors"));
         _twinOdds = CounterfactualTwins.FocusOdds(Options.TwinFocus);
 
         _faces = Options.DataPath is null ? new RenderedFaces(config.VisionConfig.ImageSize) : new DatasetFaces(Options.DataPath, Options.Seed);
