@@ -13,6 +13,34 @@ public sealed class TrainStyleGanCommandTests : IDisposable
     private static (int Code, string Out, string Err) Run(params string[] args) => PromptfacesProcess.Run(TimeSpan.FromMinutes(5), args);
 
     [Fact]
+    public void Train_stylegan_can_start_a_new_run_from_an_exported_generator()
+    {
+        var source = Path.Combine(_dir, "source");
+        var (code, _, stderr) = Run("train", "stylegan", "--preset", "tiny32", "--out", source, "--steps", "1", "--batch", "4", "--grid-every", "0", "--threads", "1");
+        Assert.True(code == 0, stderr);
+        var exported = Path.Combine(source, "generator.safetensors");
+
+        var started = Path.Combine(_dir, "started");
+        (code, var stdout, stderr) = Run("train", "stylegan", "--init-generator", exported, "--out", started, "--steps", "1", "--batch", "4", "--grid-every", "0", "--threads", "1");
+        Assert.True(code == 0, stderr);
+        Assert.Contains("step 1 of 1", stdout);
+        var settings = Generation.Checkpoints.SafeTensorsFile.ReadMetadata(Path.Combine(started, "checkpoint.safetensors"))["promptfaces_stylegan_training"];
+        Assert.Contains("\"initial_generator\":\"generator.safetensors sha256:", settings);
+        Assert.Contains("\"img_resolution\":32", settings); // the architecture came from the file, not the default preset
+
+        (code, _, stderr) = Run("train", "stylegan", "--init-generator", exported, "--out", started, "--resume", "--steps", "2");
+        Assert.Equal(2, code);
+        Assert.Contains("--resume", stderr);
+        (code, _, stderr) = Run("train", "stylegan", "--init-generator", exported, "--preset", "faces64", "--out", Path.Combine(_dir, "preset"), "--steps", "1");
+        Assert.Equal(2, code);
+        Assert.Contains("--preset", stderr);
+        var missing = Path.Combine(_dir, "none.safetensors");
+        (code, _, stderr) = Run("train", "stylegan", "--init-generator", missing, "--out", Path.Combine(_dir, "missing"), "--steps", "1");
+        Assert.Equal(2, code);
+        Assert.Contains("none.safetensors", stderr);
+    }
+
+    [Fact]
     public void Train_stylegan_runs_a_few_steps_exports_a_generator_and_resumes()
     {
         var output = Path.Combine(_dir, "run");

@@ -341,6 +341,75 @@ public sealed class StyleGanTrainingTests : IDisposable
     }
 
     [Fact]
+    public void A_run_can_start_from_an_exported_generator_of_its_shape_and_layout_and_records_it_by_name()
+    {
+        // The generator to start from: an earlier tiny run's export.
+        var sourceDir = Path.Combine(_dir, "source");
+        using (var source = StyleGanTrainer.Create(TinySettings(2) with { AdversarialStartKimg = 1 }, sourceDir))
+            source.Run(cancel: TestContext.Current.CancellationToken);
+        var exported = Path.Combine(sourceDir, StyleGanTrainer.GeneratorFile);
+
+        static Dictionary<string, float[]> State(nn.Module m) => m.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.data<float>().ToArray());
+        Dictionary<string, float[]> expected;
+        using (var file = StyleGan2Checkpoint.Load(exported)) expected = State(file);
+
+        // Another seed: its own initial weights would differ from the file's everywhere.
+        var settings = TinySettings(1) with { Seed = 99, AdversarialStartKimg = 1 };
+        Dictionary<string, float[]> seeded;
+        using (var fresh = StyleGanTrainer.Create(settings, Path.Combine(_dir, "fresh"))) seeded = State(fresh.Generator);
+        Assert.NotEqual(expected["synthesis.b4.conv1.weight"], seeded["synthesis.b4.conv1.weight"]);
+
+        var dir = Path.Combine(_dir, "started");
+        using (var started = StyleGanTrainer.Create(settings, dir, initialGenerator: exported))
+        {
+            foreach (var module in new nn.Module[] { started.Generator, started.GeneratorEma })
+                foreach (var (name, values) in State(module))
+                    Assert.True(values.AsSpan().SequenceEqual(expected[name]), $"{name} is not the exported generator's");
+            Assert.StartsWith("generator.safetensors sha256:", started.Settings.InitialGenerator);
+            Assert.DoesNotContain(_dir, started.Settings.InitialGenerator);
+            started.Run(cancel: TestContext.Current.CancellationToken);
+        }
+        // The checkpoint and the export record where the run began, and a resume keeps it.
+        foreach (var file in new[] { StyleGanTrainer.CheckpointFile, StyleGanTrainer.GeneratorFile })
+        {
+            var metadata = Generation.Checkpoints.SafeTensorsFile.ReadMetadata(Path.Combine(dir, file));
+            var json = metadata.TryGetValue("promptfaces_stylegan_training", out var s) ? s : metadata["training_settings"];
+            Assert.Contains("\"initial_generator\":\"generator.safetensors sha256:", json);
+        }
+        using (var resumed = StyleGanTrainer.Resume(Path.Combine(dir, StyleGanTrainer.CheckpointFile), dir, runControl: TinySettings(2)))
+            Assert.StartsWith("generator.safetensors sha256:", resumed.Settings.InitialGenerator);
+
+        // Another architecture, or another latent layout than the one the generator learned, is refused by name.
+        var shape = Assert.Throws<ArgumentException>(() => StyleGanTrainer.Create(TinyDesigned(1), Path.Combine(_dir, "wider"), initialGenerator: exported));
+        Assert.Contains("architecture", shape.Message);
+        var layout = Assert.Throws<ArgumentException>(() => StyleGanTrainer.Create(settings with { LatentLayout = LatentLayout.Intervals }, Path.Combine(_dir, "intervals"), initialGenerator: exported));
+        Assert.Contains("--latent-layout argmax", layout.Message);
+    }
+
+    [Fact]
+    public void The_attribute_loss_also_reads_the_faces_drawn_from_codes_through_seeded_distortions()
+    {
+        var classifierPath = Path.Combine(_dir, "classifier.safetensors");
+        using (var untrained = new PromptFaces.Training.Evaluation.AttributeJudge(new PromptFaces.Training.Evaluation.AttributeJudgeConfig { Width = 16 }))
+            untrained.Save(classifierPath);
+        var settings = TinyDesigned(2) with { AdversarialStartKimg = 1, AttributeWeight = 1 };
+        (double Loss, byte[] Weight) Run(string name)
+        {
+            var steps = new List<StyleGanProgress>();
+            using (var trainer = StyleGanTrainer.Create(settings, Path.Combine(_dir, name), attributeClassifier: classifierPath))
+                trainer.Run(new Collect(steps), TestContext.Current.CancellationToken);
+            var weight = Generation.Checkpoints.SafeTensorsFile.Read(Path.Combine(_dir, name, StyleGanTrainer.CheckpointFile)).Tensors["G.synthesis.b4.conv1.weight"].Data;
+            return (steps[^1].Last.GAttributes, weight);
+        }
+        var first = Run("codes-a");
+        Assert.True(first.Loss > 0 && double.IsFinite(first.Loss), $"attribute loss {first.Loss}");
+        // The distortions are drawn from the step's seed: the same run gives the same weights.
+        var again = Run("codes-b");
+        Assert.Equal(first.Loss, again.Loss);
+        Assert.True(first.Weight.AsSpan().SequenceEqual(again.Weight), "the attribute loss's distortions are not reproducible");
+    }
+
+    [Fact]
     public void Momentum_of_the_supervised_phase_is_stored_and_changes_the_updates()
     {
         var supervised = TinySettings(3) with { AdversarialStartKimg = 1, ReconstructionBeta1 = 0.9 };

@@ -24,6 +24,7 @@ internal static class TrainStyleGanCommand
         var kimg = new Option<double?>("--kimg") { Description = "Or the total length in thousands of images shown to G." };
         var batch = new Option<int>("--batch") { Description = "Images per step (a multiple of 4).", DefaultValueFactory = _ => 16 };
         var seed = new Option<long>("--seed") { Description = "Seed of the initial weights and of every random draw.", DefaultValueFactory = _ => 0 };
+        var init = new Option<string?>("--init-generator") { Description = "Start a new run from an exported generator (the generator.safetensors of an earlier run, such as models/generator.safetensors): G and G_ema begin with its weights, the discriminator and optimisers fresh. Its architecture replaces --preset." };
         var resume = new Option<bool>("--resume") { Description = "Continue the run whose checkpoint.safetensors is in --out (its settings and length are kept; --steps/--kimg, --lr, intervals and an explicit --adv-weight/--feature-match-weight/--adv-start-kimg/--adv-ramp-kimg may change)." };
         var lr = new Option<double>("--lr") { Description = "Adam learning rate of G and D.", DefaultValueFactory = _ => 0.0025 };
         var r1 = new Option<double?>("--r1-gamma") { Description = "R1 weight (default NVIDIA's 0.0002·res²/batch)." };
@@ -56,7 +57,7 @@ internal static class TrainStyleGanCommand
 
         var command = new Command("stylegan", "Train the small StyleGAN2 on procedurally rendered faces.")
         {
-            data, output, preset, steps, kimg, batch, seed, resume, lr, r1, rec, encoder, latentMatch, codes, codeNoise, fitMapping, fitBatch, fitLr, layout, attrWeight, attrClassifier, adv, featureMatch, advStart, advRamp, noise, recBeta1, mappingLr, dChannelBase, emaKimg, gridEvery, checkpointEvery, logEvery,
+            data, output, preset, steps, kimg, batch, seed, init, resume, lr, r1, rec, encoder, latentMatch, codes, codeNoise, fitMapping, fitBatch, fitLr, layout, attrWeight, attrClassifier, adv, featureMatch, advStart, advRamp, noise, recBeta1, mappingLr, dChannelBase, emaKimg, gridEvery, checkpointEvery, logEvery,
             device, libtorch, threads,
         };
         command.SetAction(r =>
@@ -65,8 +66,22 @@ internal static class TrainStyleGanCommand
             var outDir = r.GetValue(output)!;
             var batchSize = r.GetValue(batch);
             if (r.GetValue(steps) is not null && r.GetValue(kimg) is not null) throw new CliException("Give --steps or --kimg, not both.");
-            var generatorConfig = StyleGanPresets.FromName(r.GetValue(preset)!);
-            if (r.GetValue(mappingLr) is double mappingLrMultiplier) generatorConfig = generatorConfig with { MappingLrMultiplier = mappingLrMultiplier };
+            var initialGenerator = r.GetValue(init);
+            if (initialGenerator is not null && r.GetValue(resume))
+                throw new CliException("--init-generator starts a new run; --resume continues one from its checkpoint. Give one of them.");
+            if (initialGenerator is not null && (r.GetResult(preset) is { Implicit: false } || r.GetValue(mappingLr) is not null))
+                throw new CliException("--init-generator takes the architecture of the generator it starts from: leave out --preset and --mapping-lr-mult.");
+            StyleGan2Config generatorConfig;
+            if (initialGenerator is not null)
+            {
+                if (!File.Exists(initialGenerator)) throw new CliException($"--init-generator {initialGenerator}: no such file. Give the generator.safetensors of an earlier run.");
+                generatorConfig = StyleGan2Checkpoint.Read(initialGenerator).Config;
+            }
+            else
+            {
+                generatorConfig = StyleGanPresets.FromName(r.GetValue(preset)!);
+                if (r.GetValue(mappingLr) is double mappingLrMultiplier) generatorConfig = generatorConfig with { MappingLrMultiplier = mappingLrMultiplier };
+            }
             var settings = new StyleGanTrainingSettings
             {
                 Generator = generatorConfig,
@@ -118,7 +133,7 @@ internal static class TrainStyleGanCommand
                     latentLayout: r.GetResult(layout) is { Implicit: false } ? settings.LatentLayout : null,
                     adversarialWeight: r.GetResult(adv) is { Implicit: false } ? settings.AdversarialWeight : null,
                     featureMatchWeight: r.GetResult(featureMatch) is { Implicit: false } ? settings.FeatureMatchWeight : null)
-                : StyleGanTrainer.Create(settings, outDir, dev, reals, r.GetValue(attrClassifier));
+                : StyleGanTrainer.Create(settings, outDir, dev, reals, r.GetValue(attrClassifier), initialGenerator);
             var s = trainer.Settings;
             if (r.GetValue(attrClassifier) is not null && s.AttributeWeight == 0)
                 throw new CliException("--attribute-classifier is read only by the attribute loss: give --attribute-weight too.");

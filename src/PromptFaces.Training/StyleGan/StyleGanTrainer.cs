@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
+using PromptFaces.Generation.Checkpoints;
 using PromptFaces.Generation.Devices;
 using PromptFaces.Generation.Optimisation;
 using PromptFaces.Generation.StyleGan2;
@@ -81,7 +82,8 @@ public sealed class StyleGanTrainer : IDisposable
 
     public long ImagesSeen => (long)Step * Settings.BatchSize;
 
-    private StyleGanTrainer(StyleGanTrainingSettings settings, string outputDir, Device device, FaceDataset? reals, string? attributeClassifier)
+    private StyleGanTrainer(StyleGanTrainingSettings settings, string outputDir, Device device, FaceDataset? reals, string? attributeClassifier,
+        string? initialGenerator = null)
     {
         if (settings.Validate() is string problem) throw new ArgumentException(problem);
         if (settings.AttributeWeight > 0 && attributeClassifier is null)
@@ -101,6 +103,11 @@ public sealed class StyleGanTrainer : IDisposable
         Generator = new StyleGan2Generator(settings.Generator, device);
         Discriminator = new StyleGan2Discriminator(settings.Discriminator, device);
         GeneratorEma = new StyleGan2Generator(settings.Generator, device);
+        if (initialGenerator is not null)
+        {
+            LoadInitialGenerator(initialGenerator, settings, Generator);
+            Settings = settings = settings with { InitialGenerator = FileId(initialGenerator) };
+        }
         CopyState(Generator, GeneratorEma);
         GeneratorEma.Freeze();
         _optG = new NamedAdam(Generator, settings.GLearningRate, settings.Beta1, settings.Beta2, settings.AdamEps);
@@ -115,12 +122,31 @@ public sealed class StyleGanTrainer : IDisposable
         if (settings.AttributeWeight > 0)
         {
             _classifier = AttributeJudge.Load(attributeClassifier!, device).Freeze();
-            _classifierId = ClassifierId(attributeClassifier!);
+            _classifierId = FileId(attributeClassifier!);
         }
     }
 
-    /// <summary>The classifier's file name and the start of its SHA-256: which weights a run used, without a path.</summary>
-    private static string ClassifierId(string path)
+    /// <summary>
+    /// Loads an exported generator (<see cref="GeneratorFile"/> of an earlier run) into <paramref name="generator"/>. It
+    /// must have the run's architecture, and, when the run ties latents to renders, the layout it learned them in.
+    /// </summary>
+    private static void LoadInitialGenerator(string path, StyleGanTrainingSettings settings, StyleGan2Generator generator)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"The generator to start from, {path}, does not exist: give the generator.safetensors of an earlier run.", path);
+        var contents = StyleGan2Checkpoint.Read(path);
+        if (contents.Config != settings.Generator)
+            throw new ArgumentException($"{path} has the architecture {contents.Config.ToKwargs().ToJsonString()}, but the run was set up for {settings.Generator.ToKwargs().ToJsonString()}: a run starts from a generator of its own shape.");
+        if (settings.ReconstructionWeight > 0 || settings.EncoderWeight > 0 || settings.AttributeWeight > 0)
+        {
+            var learned = LatentFaceMap.FromTrainingMetadata(SafeTensorsFile.ReadMetadata(path), settings.Generator.ZDim, path)?.Layout;
+            if (learned is LatentLayout layout && layout != settings.LatentLayout && !settings.DesignedCodes)
+                throw new ArgumentException($"{path} learned the {LatentFaceMap.Name(layout)} latent layout; give --latent-layout {LatentFaceMap.Name(layout)} (only a run with designed codes may change it, after --fit-mapping).");
+        }
+        generator.LoadStateDict(contents.Tensors, path);
+    }
+
+    /// <summary>A file's name and the start of its SHA-256: which weights a run used, without a path.</summary>
+    private static string FileId(string path)
     {
         using var stream = File.OpenRead(path);
         var hash = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(stream));
@@ -132,8 +158,8 @@ public sealed class StyleGanTrainer : IDisposable
 
     /// <summary>A fresh run writing into <paramref name="outputDir"/>; <paramref name="reals"/> null renders D's reals on the fly.</summary>
     public static StyleGanTrainer Create(StyleGanTrainingSettings settings, string outputDir, Device? device = null, FaceDataset? reals = null,
-        string? attributeClassifier = null) =>
-        new(settings, outputDir, device ?? CPU, reals, attributeClassifier);
+        string? attributeClassifier = null, string? initialGenerator = null) =>
+        new(settings, outputDir, device ?? CPU, reals, attributeClassifier, initialGenerator);
 
     /// <summary>
     /// Continues the run saved in <paramref name="checkpointPath"/>. The checkpoint's settings are used; from
@@ -244,17 +270,6 @@ public sealed class StyleGanTrainer : IDisposable
         var gRec = targets is null || s.ReconstructionWeight == 0 ? zeros(1, device: _device).squeeze() : ReconstructionLoss(fake, targets);
         var gLoss = gRec * s.ReconstructionWeight;
 
-        // The attribute loss: the frozen classifier's cross-entropy against z's tied attributes; only G gets gradients.
-        Tensor? gAttr = null;
-        if (_classifier is not null && labelValues is not null)
-        {
-            var labels = tensor(labelValues, new long[] { batch, FaceAttributes.Schema.Count }).to(_device);   // (B, A)
-            var logits = _classifier.SplitLogits(_classifier.forward(fake));
-            gAttr = zeros(1, device: _device).squeeze();
-            for (int a = 0; a < logits.Length; a++) gAttr = gAttr + F.cross_entropy(logits[a], labels.select(1, a));
-            gLoss = gLoss + gAttr * s.AttributeWeight;
-        }
-
         // The code path: the synthesis network draws each target back from a code of it (the encoder's reading, or the
         // designed code), and the mapping network is pulled towards that code (held fixed there, so an encoder's codes
         // answer only to the drawing).
@@ -281,6 +296,25 @@ public sealed class StyleGanTrainer : IDisposable
             }
             _encoder?.zero_grad();
         }
+        // The attribute loss: the frozen classifier's cross-entropy against z's tied attributes, on every face G drew
+        // this step, each distorted afresh by the judge's augmentations; only G gets gradients.
+        Tensor? gAttr = null;
+        if (_classifier is not null && labelValues is not null)
+        {
+            var labels = tensor(labelValues, new long[] { batch, FaceAttributes.Schema.Count }).to(_device);   // (B, A)
+            var drawnFaces = fake;
+            if (drawnFromCodes is not null)
+            {
+                drawnFaces = cat(new[] { fake, drawnFromCodes }, 0);                                       // (2B, 3, R, R)
+                labels = cat(new[] { labels, labels }, 0);
+            }
+            using var augmentRng = new TorchSharp.torch.Generator(StepSeed(step, stream: 5), CPU);
+            var logits = _classifier.SplitLogits(_classifier.forward(ClassifierAugmentation.Apply(drawnFaces, augmentRng)));
+            gAttr = zeros(1, device: _device).squeeze();
+            for (int a = 0; a < logits.Length; a++) gAttr = gAttr + F.cross_entropy(logits[a], labels.select(1, a));
+            gLoss = gLoss + gAttr * s.AttributeWeight;
+        }
+
         // The adversarial term sees every face G drew this step: from z and, in a run with a code path, from the codes
         // (the same synthesis network; the code path's faces are the sharper ones for the discriminator to judge).
         Tensor? fakes = null, gFm = null;
@@ -569,6 +603,9 @@ public sealed class StyleGanTrainer : IDisposable
     }
 
     private const int GridSide = 8;
+
+    /// <summary>The distortions the attribute classifier's input gets: those the judges are trained with.</summary>
+    private static readonly JudgeAugmentation ClassifierAugmentation = new();
 
     private void SaveGrid(Tensor images, string path)
     {

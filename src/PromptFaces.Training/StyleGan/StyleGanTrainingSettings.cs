@@ -80,10 +80,12 @@ public sealed record StyleGanTrainingSettings
     public double CodeNoise { get; init; }
 
     /// <summary>
-    /// Weight of the attribute loss (0: none): a separately trained, frozen attribute classifier reads G(z), and its
-    /// cross-entropy against the attributes z is tied to is added to G's loss. The L1 term weighs every pixel alike, so
-    /// cues of a few pixels (eye colour, lashes and lipstick, the mouth) earn it little; this term asks for them by name.
-    /// The classifier is given to the trainer; never the evaluation's judge.
+    /// Weight of the attribute loss (0: none): a separately trained, frozen attribute classifier reads G(z) (and, in a
+    /// run with a code path, the faces drawn from the codes), each face distorted afresh by the judge's training
+    /// augmentations, and its cross-entropy against the attributes z is tied to is added to G's loss. The L1 term weighs
+    /// every pixel alike, so cues of a few pixels (eye colour, lashes and lipstick, the mouth) earn it little; this term
+    /// asks for them by name. The distortions keep G from drawing one exact pixel pattern that fools this one
+    /// classifier. The classifier is given to the trainer; never the evaluation's judge.
     /// </summary>
     public double AttributeWeight { get; init; }
 
@@ -98,6 +100,12 @@ public sealed record StyleGanTrainingSettings
 
     /// <summary>How the latent-tying map reads each attribute's class from z (see <see cref="StyleGan.LatentLayout"/>).</summary>
     public LatentLayout LatentLayout { get; init; } = LatentLayout.Argmax;
+
+    /// <summary>
+    /// The exported generator a run started from (its file name and the start of its SHA-256), or null for a run from
+    /// seeded weights. Set by the trainer, not by hand: it records where G's and G_ema's first weights came from.
+    /// </summary>
+    public string? InitialGenerator { get; init; }
 
     public int GridEvery { get; init; } = 500;            // steps between sample grids (run control)
     public int CheckpointEvery { get; init; } = 500;      // steps between checkpoints (run control)
@@ -196,6 +204,7 @@ public sealed record StyleGanTrainingSettings
             ["code_noise"] = CodeNoise,
             ["feature_match_weight"] = FeatureMatchWeight,
             ["attribute_weight"] = AttributeWeight,
+            ["initial_generator"] = InitialGenerator,
             ["grid_every"] = GridEvery,
             ["checkpoint_every"] = CheckpointEvery,
             ["log_every"] = LogEvery,
@@ -244,6 +253,7 @@ public sealed record StyleGanTrainingSettings
                 LatentLayout = o["latent_layout"] is JsonNode layout
                     ? LatentFaceMap.Parse(layout.GetValue<string>()) ?? throw new InvalidDataException($"'latent_layout' is '{layout.GetValue<string>()}'; expected 'argmax' or 'intervals'")
                     : LatentLayout.Argmax,
+                InitialGenerator = o["initial_generator"]?.GetValue<string>(),
                 GridEvery = I("grid_every"),
                 CheckpointEvery = I("checkpoint_every"),
                 LogEvery = I("log_every"),
