@@ -397,6 +397,11 @@ public sealed class EvaluationTests : IDisposable
         var shipped = SafeTensorsFile.ReadMetadata(ModelsFile("generator.safetensors"));
         Assert.Equal(SafeTensorsFile.Read(ModelsFile("generator.safetensors")).Metadata, shipped);   // the header alone gives the same metadata
         Assert.Equal(LatentLayout.Argmax, LatentFaceMap.FromTrainingMetadata(shipped, 128, "generator.safetensors")!.Layout);
+        Assert.Equal(LatentLayout.Argmax, LatentFaceMap.FromGeneratorFile(ModelsFile("generator.safetensors"), 128)!.Layout);
+        // A file that is not safetensors (an NVIDIA pickle, say) has no training metadata, so no tie.
+        var pickle = Path.Combine(_dir, "network.pkl");
+        File.WriteAllBytes(pickle, [0x80, 0x02, 0x7D, 0x71, 0x00, 0x2E, 0x00, 0x00, 0x00, 0x00]);
+        Assert.Null(LatentFaceMap.FromGeneratorFile(pickle, zDim));
     }
 
     [Fact]

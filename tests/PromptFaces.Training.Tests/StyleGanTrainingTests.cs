@@ -37,6 +37,15 @@ public sealed class StyleGanTrainingTests : IDisposable
         DesignedCodes = true,
     };
 
+    /// <summary>A small untrained attribute classifier saved in the test folder, for runs with the attribute loss.</summary>
+    private string UntrainedClassifier()
+    {
+        var path = Path.Combine(_dir, "classifier.safetensors");
+        using var untrained = new PromptFaces.Training.Evaluation.AttributeJudge(new PromptFaces.Training.Evaluation.AttributeJudgeConfig { Width = 16 });
+        untrained.Save(path);
+        return path;
+    }
+
     /// <summary>The first step of a fresh run: its losses, and the synthesis network's first parameter after it.</summary>
     private (StyleGanStepStats Stats, float[] Weights) FirstStep(StyleGanTrainingSettings run, string name)
     {
@@ -297,9 +306,7 @@ public sealed class StyleGanTrainingTests : IDisposable
     [Fact]
     public void The_attribute_loss_reads_G_through_a_frozen_classifier_is_recorded_without_a_path_and_needs_the_classifier_on_resume()
     {
-        var classifierPath = Path.Combine(_dir, "classifier.safetensors");
-        using (var untrained = new PromptFaces.Training.Evaluation.AttributeJudge(new PromptFaces.Training.Evaluation.AttributeJudgeConfig { Width = 16 }))
-            untrained.Save(classifierPath);
+        var classifierPath = UntrainedClassifier();
         var settings = TinySettings(2) with { AdversarialStartKimg = 1, AttributeWeight = 1 };
         Assert.Equal(settings, StyleGanTrainingSettings.FromJson(settings.ToJson(), "test"));
         var missing = Assert.Throws<ArgumentException>(() => StyleGanTrainer.Create(settings, Path.Combine(_dir, "no-classifier")));
@@ -389,9 +396,7 @@ public sealed class StyleGanTrainingTests : IDisposable
     [Fact]
     public void The_attribute_loss_also_reads_the_faces_drawn_from_codes_through_seeded_distortions()
     {
-        var classifierPath = Path.Combine(_dir, "classifier.safetensors");
-        using (var untrained = new PromptFaces.Training.Evaluation.AttributeJudge(new PromptFaces.Training.Evaluation.AttributeJudgeConfig { Width = 16 }))
-            untrained.Save(classifierPath);
+        var classifierPath = UntrainedClassifier();
         var settings = TinyDesigned(2) with { AdversarialStartKimg = 1, AttributeWeight = 1 };
         (double Loss, byte[] Weight) Run(string name)
         {

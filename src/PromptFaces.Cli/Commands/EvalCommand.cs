@@ -1,7 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text;
-using PromptFaces.Generation.Checkpoints;
 using PromptFaces.Generation.Models;
 using PromptFaces.Generation.Optimisation;
 using PromptFaces.Training.Data;
@@ -99,8 +98,7 @@ internal static class EvalCommand
                     $"[yellow]warning:[/] {judgePath} was trained on renderer v{judgeModel.RendererVersion} faces, this renderer is v{FaceRenderer.Version}; retrain it with 'promptfaces train judge' before trusting its figures.");
             using var models = FaceModels.Load(generatorPath, clipPath, dev);
             // A generator trained here with the latent tie also gets the tied-attribute figure (what its samples draw).
-            if (SafeTensorsFile.LooksLikeSafeTensors(generatorPath))
-                options = options with { LatentTie = LatentFaceMap.FromTrainingMetadata(SafeTensorsFile.ReadMetadata(generatorPath), models.Generator.Config.ZDim, generatorPath) };
+            options = options with { LatentTie = LatentFaceMap.FromGeneratorFile(generatorPath, models.Generator.Config.ZDim) };
             var evaluator = new Evaluator(models, judgeModel, options);
             var gridPath = r.GetValue(grid);
 

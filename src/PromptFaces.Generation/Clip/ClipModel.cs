@@ -72,17 +72,17 @@ public sealed class ClipModel : nn.Module
     }
 
     /// <summary>
-    /// Loads a Hugging Face CLIP model folder (<c>config.json</c> and <c>model.safetensors</c>) strictly: every key and
-    /// shape must match the configuration; only the <c>position_ids</c> buffers are allowed extra. The model is built
-    /// directly on <paramref name="device"/> (CPU when null) and returned in eval mode.
-    /// </summary>
-    /// <summary>
     /// Loads a Hugging Face <c>model.safetensors</c> into this model strictly: every key and shape must match its
     /// configuration; only the <c>position_ids</c> buffers are allowed extra.
     /// </summary>
     public void LoadWeights(string weightsPath) =>
         StrictStateDict.Load(this, SafeTensorsFile.Read(weightsPath).Tensors, weightsPath, isIgnorable: IgnorableKeys.Contains);
 
+    /// <summary>
+    /// Loads a Hugging Face CLIP model folder (<c>config.json</c> and <c>model.safetensors</c>) strictly: every key and
+    /// shape must match the configuration; only the <c>position_ids</c> buffers are allowed extra. The model is built
+    /// directly on <paramref name="device"/> (CPU when null) and returned in eval mode.
+    /// </summary>
     public static ClipModel FromFolder(string folder, Device? device = null)
     {
         if (!Directory.Exists(folder))

@@ -1,3 +1,4 @@
+using PromptFaces.Generation.Checkpoints;
 using PromptFaces.Training.Faces;
 
 namespace PromptFaces.Training.StyleGan;
@@ -99,6 +100,14 @@ public sealed class LatentFaceMap
             ?? throw new InvalidDataException($"{source}: the metadata '{key}' names the latent layout '{name}'; this build knows 'argmax' and 'intervals'.");
         return new LatentFaceMap(zDim, layout);
     }
+
+    /// <summary>
+    /// The tie the generator checkpoint at <paramref name="path"/> was trained with (<see cref="FromTrainingMetadata"/>),
+    /// read from its safetensors header alone; null for a file that is not safetensors (an NVIDIA network pickle), which
+    /// carries no such metadata.
+    /// </summary>
+    public static LatentFaceMap? FromGeneratorFile(string path, int zDim) =>
+        SafeTensorsFile.LooksLikeSafeTensors(path) ? FromTrainingMetadata(SafeTensorsFile.ReadMetadata(path), zDim, path) : null;
 
     private readonly int _zDim;
 

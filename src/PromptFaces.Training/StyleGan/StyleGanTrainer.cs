@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
-using PromptFaces.Generation.Checkpoints;
 using PromptFaces.Generation.Devices;
 using PromptFaces.Generation.Optimisation;
 using PromptFaces.Generation.StyleGan2;
@@ -138,7 +137,7 @@ public sealed class StyleGanTrainer : IDisposable
             throw new ArgumentException($"{path} has the architecture {contents.Config.ToKwargs().ToJsonString()}, but the run was set up for {settings.Generator.ToKwargs().ToJsonString()}: a run starts from a generator of its own shape.");
         if (settings.ReconstructionWeight > 0 || settings.EncoderWeight > 0 || settings.AttributeWeight > 0)
         {
-            var learned = LatentFaceMap.FromTrainingMetadata(SafeTensorsFile.ReadMetadata(path), settings.Generator.ZDim, path)?.Layout;
+            var learned = LatentFaceMap.FromGeneratorFile(path, settings.Generator.ZDim)?.Layout;
             if (learned is LatentLayout layout && layout != settings.LatentLayout && !settings.DesignedCodes)
                 throw new ArgumentException($"{path} learned the {LatentFaceMap.Name(layout)} latent layout; give --latent-layout {LatentFaceMap.Name(layout)} (only a run with designed codes may change it, after --fit-mapping).");
         }
