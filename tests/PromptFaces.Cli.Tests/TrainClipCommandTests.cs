@@ -40,4 +40,31 @@ public sealed class TrainClipCommandTests : IDisposable
         Assert.Equal(2, code);
         Assert.Contains("--resume", stderr);
     }
+
+    [Fact]
+    public void Train_clip_size_wide_trains_the_wide_architecture_and_bad_sizes_are_refused()
+    {
+        var output = Path.Combine(_dir, "wide");
+        var (code, stdout, stderr) = Run("train", "clip", "--out", output, "--size", "wide", "--steps", "1", "--batch", "4",
+            "--vocab-size", "600", "--grid-every", "0", "--threads", "1");
+        Assert.True(code == 0, stderr);
+        Assert.Contains("step 1/1", stdout);
+        using (var clip = ClipModel.FromFolder(Path.Combine(output, "model")))
+        {
+            Assert.Equal(192, clip.Config.VisionConfig.HiddenSize);
+            Assert.Equal(6, clip.Config.VisionConfig.NumHiddenLayers);
+            Assert.Equal(4, clip.Config.TextConfig.NumHiddenLayers);
+        }
+
+        (code, _, stderr) = Run("train", "clip", "--out", Path.Combine(_dir, "huge"), "--size", "huge", "--steps", "1");
+        Assert.Equal(2, code);
+        Assert.Contains("--size huge", stderr);
+        Assert.Contains("small, wide", stderr);
+        Assert.False(Directory.Exists(Path.Combine(_dir, "huge")));
+
+        // A resumed run keeps its checkpoint's architecture; asking for one is refused rather than ignored.
+        (code, _, stderr) = Run("train", "clip", "--out", output, "--resume", "--size", "small", "--steps", "2");
+        Assert.Equal(2, code);
+        Assert.Contains("leave --size out with --resume", stderr);
+    }
 }

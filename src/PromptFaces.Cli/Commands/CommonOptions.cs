@@ -90,7 +90,10 @@ internal static class CommonOptions
 
     public static Device ResolveDevice(ParseResult r, Option<string> device, Option<string?> libtorch, Option<int?> threads)
     {
+        // The device first: it may load libtorch from a folder, and any earlier call into torch (setting the thread
+        // count) would make TorchSharp search for its own backend, which a GPU build does not ship, and fail.
+        var resolved = ComputeDevices.Resolve(r.GetValue(device) ?? "cpu", r.GetValue(libtorch));
         ComputeDevices.ConfigureCpuThreads(r.GetValue(threads));
-        return ComputeDevices.Resolve(r.GetValue(device) ?? "cpu", r.GetValue(libtorch));
+        return resolved;
     }
 }

@@ -30,6 +30,7 @@ internal static class TrainClipCommand
         var hardTargets = new Option<bool>("--hard-targets") { Description = "Plain CLIP targets: only a caption's own image is positive (default: any image it is true of)." };
         var twins = new Option<double>("--twins") { Description = "Share of each batch in counterfactual twin pairs: a face and a copy with one attribute changed, each captioned with a sentence that is false of the other, so CLIP must read every attribute (0: none; on --resume, replaces the saved share when above 0)." };
         var from = new Option<string?>("--from") { Description = "Start a new run from an exported CLIP model folder (a fine-tune): its weights, vocabulary and architecture, with a fresh optimiser; --vocab-size is then ignored." };
+        var size = new Option<string?>("--size") { Description = $"Architecture of a new run: {string.Join(", ", SmallClip.Sizes.Keys)} (default small: ~1.6M parameters; wide: ~4.7M, for a GPU). A resumed run or --from keeps its own." };
         var twinFocus = new Option<string?>("--twin-focus") { Description = "Relative odds of the attribute a twin changes, as attribute=weight pairs (others 1), for example expression=4,facial_hair=2 (default: all alike; on --resume, replaces the saved odds when given)." };
         var device = CommonOptions.Device();
         var libtorch = CommonOptions.Libtorch();
@@ -37,7 +38,7 @@ internal static class TrainClipCommand
 
         var command = new Command("clip", "Train the small CLIP on rendered faces and generated captions.")
         {
-            data, output, steps, batch, vocabSize, exclude, seed, resume, gridEvery, checkpointEvery, lr, warmup, hardTargets, twins, twinFocus, from, device, libtorch, threads,
+            data, output, steps, batch, vocabSize, exclude, seed, resume, gridEvery, checkpointEvery, lr, warmup, hardTargets, twins, twinFocus, from, size, device, libtorch, threads,
         };
         static IReadOnlyDictionary<string, double>? ParseFocus(string? spec)
         {
@@ -47,6 +48,13 @@ internal static class TrainClipCommand
 
         command.SetAction(r =>
         {
+            var sizeName = r.GetValue(size);
+            if (sizeName is not null && !SmallClip.Sizes.ContainsKey(sizeName))
+                throw new CliException($"--size {sizeName} is not an architecture; use one of {string.Join(", ", SmallClip.Sizes.Keys)}.");
+            if (sizeName is not null && r.GetValue(resume))
+                throw new CliException("--size chooses the architecture of a new run; a resumed run keeps the one in its checkpoint, so leave --size out with --resume.");
+            if (sizeName is not null && r.GetValue(from) is not null)
+                throw new CliException("--size chooses the architecture of a new run; --from takes the model folder's own architecture, so leave --size out with --from.");
             var dev = CommonOptions.ResolveDevice(r, device, libtorch, threads);
             var outDir = r.GetValue(output)!;
             bool isResume = r.GetValue(resume);
@@ -68,6 +76,7 @@ internal static class TrainClipCommand
                 TwinShare = r.GetValue(twins),
                 TwinFocus = ParseFocus(r.GetValue(twinFocus)),
                 StartFrom = r.GetValue(from),
+                Architecture = SmallClip.Sizes[sizeName ?? "small"],
                 GridEvery = r.GetValue(gridEvery),
                 CheckpointEvery = r.GetValue(checkpointEvery),
                 Resume = isResume,

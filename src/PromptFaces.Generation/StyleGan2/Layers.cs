@@ -133,7 +133,7 @@ public sealed class SynthesisLayer : nn.Module
         x = noise switch
         {
             NoiseMode.Const => x + _noiseConst * _noiseStrength,
-            NoiseMode.Random => x + randn(new long[] { batch, 1, _resolution, _resolution }, device: x.device, generator: rng) * _noiseStrength,
+            NoiseMode.Random => x + randn(new long[] { batch, 1, _resolution, _resolution }, generator: rng).to(x.device) * _noiseStrength,
             _ => x,
         };
         return Ops.BiasLeakyRelu(x, _bias, Ops.LReluGain, _convClamp);

@@ -58,16 +58,37 @@ public static class Ops
             return y;
         }
 
+        // The gradients this thread returned last time. libtorch copies a returned tensor as soon as backward returns,
+        // so by this thread's next call the wrappers only hold memory; they are disposed then.
+        [ThreadStatic] private static List<Tensor>? t_returned;
+
         public override List<Tensor> backward(TorchSharp.torch.autograd.AutogradContext ctx, Tensor gradOutput)
         {
-            var y = ctx.get_saved_variables()[0];
-            var gain = (double)ctx.get_data("gain");
-            var clamp = (double)ctx.get_data("clamp");
-            var slope = where(y > 0, gain, 0.2 * gain);                     // leaky ReLU's slope, read off the output
-            var grad = gradOutput * slope;
-            if (clamp >= 0) grad = grad * (y.abs() < clamp);                  // clamped values pass no gradient
-            var dims = Enumerable.Range(0, (int)grad.dim()).Where(d => d != 1).Select(d => (long)d).ToArray();
-            var gradBias = grad.sum(dims);
+            // On CUDA, libtorch runs backward on its own device thread, where no dispose scope of the caller is open:
+            // every tensor made here would then live until the garbage collector finalised it, a full-size activation
+            // per layer and step (a 1024x1024 step ran out of 140 GB within seconds). So everything made here is
+            // scoped, the incoming gradient's wrapper is released, and the returned ones are disposed on the next call.
+            if (t_returned is { } previous)
+            {
+                foreach (var t in previous) t.Dispose();
+                previous.Clear();
+            }
+            Tensor grad, gradBias;
+            using (var scope = NewDisposeScope())
+            {
+                var y = ctx.get_saved_variables()[0];
+                var gain = (double)ctx.get_data("gain");
+                var clamp = (double)ctx.get_data("clamp");
+                var slope = where(y > 0, gain, 0.2 * gain);                     // leaky ReLU's slope, read off the output
+                grad = gradOutput * slope;
+                if (clamp >= 0) grad = grad * (y.abs() < clamp);                  // clamped values pass no gradient
+                var dims = Enumerable.Range(0, (int)grad.dim()).Where(d => d != 1).Select(d => (long)d).ToArray();
+                gradBias = grad.sum(dims);
+                grad.DetachFromDisposeScope();
+                gradBias.DetachFromDisposeScope();
+            }
+            gradOutput.Dispose();
+            (t_returned ??= []).AddRange([grad, gradBias]);
             return new List<Tensor> { grad, gradBias, null!, null! };   // one entry per argument: gain and clamp get none
         }
     }

@@ -95,8 +95,9 @@ public sealed record ClipAugmentation
         x = (x - mean) * PerImage(draw.Contrast) + mean + PerImage(draw.Brightness);
         if (draw.Noise.Any(v => v > 0))
         {
-            using var generator = new Generator(draw.NoiseSeed, device);
-            x = x + PerImage(draw.Noise) * torch.randn(x.shape, device: device, generator: generator);
+            // Drawn on the CPU and moved: a seeded generator is a CPU one, and the draw is then the same on every device.
+            using var generator = new Generator(draw.NoiseSeed);
+            x = x + PerImage(draw.Noise) * torch.randn(x.shape, generator: generator).to(device);
         }
         return x.clamp(-1, 1).MoveToOuterDisposeScope();
     }

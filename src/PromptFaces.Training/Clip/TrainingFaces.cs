@@ -34,8 +34,19 @@ internal abstract class TrainingFaces : IDisposable
     {
         int pixels = size * size * 3;
         var bytes = new byte[faces.Count * pixels];
-        for (int i = 0; i < faces.Count; i++)
-            FaceRenderer.RenderInto(faces[i], size, bytes.AsSpan(i * pixels, pixels));
+        // Each face owns its slice of the buffer, so the order of rendering cannot change the bytes. A GPU run of
+        // large batches would otherwise wait on one core for its twins. As many workers as libtorch has threads, so
+        // that --threads still bounds the cores a run takes.
+        int workers = Math.Max(1, get_num_threads());
+        if (faces.Count < 16 || workers == 1)
+        {
+            for (int i = 0; i < faces.Count; i++)
+                FaceRenderer.RenderInto(faces[i], size, bytes.AsSpan(i * pixels, pixels));
+        }
+        else
+        {
+            Parallel.For(0, faces.Count, new ParallelOptions { MaxDegreeOfParallelism = workers }, i => FaceRenderer.RenderInto(faces[i], size, bytes.AsSpan(i * pixels, pixels)));
+        }
         return bytes;
     }
 

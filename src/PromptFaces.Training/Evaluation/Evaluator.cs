@@ -591,7 +591,7 @@ public sealed class Evaluator
             for (long i = 0; i < s; i++)
                 for (long j = i + 1; j < s; j++) { left.Add(i); right.Add(j); }
             if (left.Count == 0) continue;
-            var (f, p) = PairDistances(group.index_select(0, tensor(left.ToArray())), group.index_select(0, tensor(right.ToArray())));
+            var (f, p) = PairDistances(group.index_select(0, tensor(left.ToArray(), device: group.device)), group.index_select(0, tensor(right.ToArray(), device: group.device)));
             feature += f.sum().item<double>();
             pixel += p.sum().item<double>();
             pairs += left.Count;

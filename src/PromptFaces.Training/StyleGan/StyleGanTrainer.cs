@@ -255,7 +255,7 @@ public sealed class StyleGanTrainer : IDisposable
     {
         var s = Settings;
         int batch = s.BatchSize, step = Step;
-        using var noiseRng = new TorchSharp.torch.Generator(StepSeed(step, stream: 3), _device);
+        using var noiseRng = new TorchSharp.torch.Generator(StepSeed(step, stream: 3));
         var z = tensor(zValues, new long[] { batch, s.Generator.ZDim }).to(_device);               // (B, z_dim)
         var targets = targetBytes is null ? null : ToImages(targetBytes, batch);                   // (B, 3, R, R)
         var reals = dataIndices is null ? targets! : _reals!.Images(dataIndices, _device);
@@ -281,8 +281,8 @@ public sealed class StyleGanTrainer : IDisposable
             var drawFrom = code;
             if (codeValues is not null && s.CodeNoise > 0)
             {
-                using var codeRng = new TorchSharp.torch.Generator(StepSeed(step, stream: 4), _device);
-                drawFrom = code + randn(code.shape, device: _device, generator: codeRng) * s.CodeNoise;
+                using var codeRng = new TorchSharp.torch.Generator(StepSeed(step, stream: 4));
+                drawFrom = code + randn(code.shape, generator: codeRng).to(_device) * s.CodeNoise;
             }
             var drawn = Generator.Synthesis.Forward(drawFrom.unsqueeze(1).expand(-1, ws.shape[1], -1), s.TrainingNoise, noiseRng);
             gEnc = ReconstructionLoss(drawn, targets!);
