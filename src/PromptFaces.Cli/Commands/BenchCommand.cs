@@ -59,6 +59,7 @@ internal static class BenchCommand
                 ResetPeakMemory();
                 var times = new List<double>();
                 double rssAfterWarmup;
+                string? error = null;
                 using (var engine = new CoBatchedOptimiser(models))
                 {
                     for (int j = 0; j < b; j++)
@@ -72,19 +73,30 @@ internal static class BenchCommand
                             PreviewSize = 0,
                         }));
                     }
-                    for (int i = 0; i < warm; i++) engine.Step();
+                    // A failed step (out of memory, say) fails every job in it; later steps would then time an
+                    // empty engine, so the batch size is reported as failed, with the reason, and the rest go on.
+                    string? Failure(IReadOnlyList<JobOutcome> outcomes) =>
+                        outcomes.FirstOrDefault(o => o.Status == JobOutcomeStatus.Failed) is { } f ? FirstLine(f.Error ?? "failed") : null;
+                    for (int i = 0; i < warm && error is null; i++) error = Failure(engine.Step());
                     rssAfterWarmup = MemoryMiB("VmRSS:");
-                    for (int i = 0; i < timedSteps; i++)
+                    for (int i = 0; i < timedSteps && error is null; i++)
                     {
                         var clock = Stopwatch.StartNew();
-                        engine.Step();
+                        var outcomes = engine.Step();
                         if (dev.type == DeviceType.CUDA) cuda.synchronize();
-                        times.Add(clock.Elapsed.TotalMilliseconds);
+                        error = Failure(outcomes);
+                        if (error is null) times.Add(clock.Elapsed.TotalMilliseconds);
                     }
                 }
-                var median = GenerateCommand.Median(times);
                 var peak = MemoryMiB("VmHWM:");
                 var rssEnd = MemoryMiB("VmRSS:");
+                if (error is not null)
+                {
+                    CliRunner.Err.MarkupLineInterpolated($"[red]batch {b} failed:[/] {error}");
+                    results.Add(new JsonObject { ["batch"] = b, ["error"] = error, ["peak_rss_mib"] = Math.Round(peak, 1) });
+                    continue;
+                }
+                var median = GenerateCommand.Median(times);
                 CliRunner.Err.MarkupLineInterpolated($"batch {b}: {median:F1} ms/step, {median / b:F1} ms per job-step, peak RSS {peak:F0} MiB, RSS {rssAfterWarmup:F0} -> {rssEnd:F0} MiB over the timed steps");
                 results.Add(new JsonObject
                 {
@@ -112,7 +124,11 @@ internal static class BenchCommand
             {
                 Console.WriteLine($"{models.GeneratorName} + {models.ClipName} on {ComputeDevices.DescribeDevice(dev)}, {views} view(s) per job");
                 foreach (var row in results)
-                    Console.WriteLine($"  batch {row!["batch"],3}: {row["ms_per_step"],10} ms/step  {row["ms_per_job_step"],10} ms/job-step  peak {row["peak_rss_mib"]} MiB");
+                {
+                    Console.WriteLine(row!["error"] is { } failed
+                        ? $"  batch {row["batch"],3}: failed: {failed}"
+                        : $"  batch {row["batch"],3}: {row["ms_per_step"],10} ms/step  {row["ms_per_job_step"],10} ms/job-step  peak {row["peak_rss_mib"]} MiB");
+                }
             }
             return 0;
         });
@@ -169,6 +185,8 @@ internal static class BenchCommand
         var cName = cPreset is not null ? $"{cPreset} (random)" : Path.GetFileName(Path.TrimEndingDirectorySeparator(cPath!));
         return new FaceModels(generator, clipModel, tokenizer, gName, cName);
     }
+
+    private static string FirstLine(string message) => message.Split('\n', 2)[0].Trim();
 
     /// <summary>Resets the kernel's peak-RSS counter (Linux), so each batch size reports its own peak.</summary>
     private static void ResetPeakMemory()

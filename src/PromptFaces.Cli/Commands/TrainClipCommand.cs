@@ -30,7 +30,7 @@ internal static class TrainClipCommand
         var hardTargets = new Option<bool>("--hard-targets") { Description = "Plain CLIP targets: only a caption's own image is positive (default: any image it is true of)." };
         var twins = new Option<double>("--twins") { Description = "Share of each batch in counterfactual twin pairs: a face and a copy with one attribute changed, each captioned with a sentence that is false of the other, so CLIP must read every attribute (0: none; on --resume, replaces the saved share when above 0)." };
         var from = new Option<string?>("--from") { Description = "Start a new run from an exported CLIP model folder (a fine-tune): its weights, vocabulary and architecture, with a fresh optimiser; --vocab-size is then ignored." };
-        var size = new Option<string?>("--size") { Description = $"Architecture of a new run: {string.Join(", ", SmallClip.Sizes.Keys)} (default small: ~1.6M parameters; wide: ~4.7M, for a GPU). A resumed run or --from keeps its own." };
+        var size = new Option<string?>("--size") { Description = $"Architecture of a new run: {string.Join(", ", SmallClip.Sizes.Keys)} (default small: ~1.6M parameters; wide: ~4.8M, for a GPU). A resumed run or --from keeps its own." };
         var twinFocus = new Option<string?>("--twin-focus") { Description = "Relative odds of the attribute a twin changes, as attribute=weight pairs (others 1), for example expression=4,facial_hair=2 (default: all alike; on --resume, replaces the saved odds when given)." };
         var device = CommonOptions.Device();
         var libtorch = CommonOptions.Libtorch();

@@ -50,7 +50,7 @@ public static class SmallClip
     };
 
     /// <summary>
-    /// A wider, deeper architecture for a GPU run: width 192 (6 heads of 32), 6 vision and 4 text layers, ~4.7M
+    /// A wider, deeper architecture for a GPU run: width 192 (6 heads of 32), 6 vision and 4 text layers, ~4.8M
     /// parameters (19 MB in float32). Each image costs about 3.4 times the default's vision arithmetic, so the
     /// optimiser's steps on a CPU are slower; it is meant to be harder for the optimiser to fool.
     /// </summary>
