@@ -37,16 +37,9 @@ internal abstract class TrainingFaces : IDisposable
         // Each face owns its slice of the buffer, so the order of rendering cannot change the bytes. A GPU run of
         // large batches would otherwise wait on one core for its twins. As many workers as libtorch has threads, so
         // that --threads still bounds the cores a run takes.
-        int workers = Math.Max(1, get_num_threads());
-        if (faces.Count < 16 || workers == 1)
-        {
-            for (int i = 0; i < faces.Count; i++)
-                FaceRenderer.RenderInto(faces[i], size, bytes.AsSpan(i * pixels, pixels));
-        }
-        else
-        {
-            Parallel.For(0, faces.Count, new ParallelOptions { MaxDegreeOfParallelism = workers }, i => FaceRenderer.RenderInto(faces[i], size, bytes.AsSpan(i * pixels, pixels)));
-        }
+        // Small batches (tests, held-out sets) stay on one worker.
+        var options = new ParallelOptions { MaxDegreeOfParallelism = faces.Count < 16 ? 1 : Math.Max(1, get_num_threads()) };
+        Parallel.For(0, faces.Count, options, i => FaceRenderer.RenderInto(faces[i], size, bytes.AsSpan(i * pixels, pixels)));
         return bytes;
     }
 
