@@ -17,13 +17,18 @@ public static class DefaultModels
     public static string ResolveEvalPrompts(string? prompts) => prompts ?? ModelLocator.FindModelFile(ModelLocator.EvalPromptsFile) ?? throw new CliException(
         $"The evaluation prompt set models/{ModelLocator.EvalPromptsFile} was not found (run from the repository, or set {ModelLocator.EnvironmentVariable}); pass --prompts FILE.");
 
-    public static (string Generator, string Clip) Resolve(string? generator, string? clip)
+    /// <summary>
+    /// The generator and the guiding CLIP folders: the given ones, else the models folder's (its clip/, and clip-second/
+    /// when it exists).
+    /// </summary>
+    public static (string Generator, IReadOnlyList<string> Clips) Resolve(string? generator, IReadOnlyList<string>? clips)
     {
-        if (generator is not null && clip is not null) return (generator, clip);
+        if (clips is { Count: 0 }) clips = null;
+        if (generator is not null && clips is not null) return (generator, clips);
         var folder = ModelLocator.FindModelsFolder() ?? throw new CliException(
             $"No default models were found (a 'models' folder with {ModelLocator.GeneratorFile} and {ModelLocator.ClipFolder}/, or {ModelLocator.EnvironmentVariable}). " +
             "Pass --generator PATH (.pkl or .safetensors) and --clip DIR (a Hugging Face CLIP folder).");
-        return (generator ?? Path.Combine(folder, ModelLocator.GeneratorFile), clip ?? Path.Combine(folder, ModelLocator.ClipFolder));
+        return (generator ?? Path.Combine(folder, ModelLocator.GeneratorFile), clips ?? ModelLocator.DefaultClipFolders(folder));
     }
 }
 

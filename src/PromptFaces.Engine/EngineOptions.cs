@@ -16,6 +16,11 @@ public sealed class EngineOptions
     /// models folder's.</summary>
     public string? Clip { get; set; }
 
+    /// <summary>A second CLIP folder that guides together with the first (the optimiser follows their mean loss). Empty:
+    /// the models folder's <c>clip-second/</c> when the first CLIP is the models folder's too and that folder exists;
+    /// none otherwise.</summary>
+    public string? SecondClip { get; set; }
+
     /// <summary>"cpu", "cuda" or "cuda:N".</summary>
     public string Device { get; set; } = "cpu";
 

@@ -151,8 +151,8 @@ public sealed class TorchGenerationEngine(ModelPaths paths, IOptions<EngineOptio
         {
             NativeLogging.QuietLibTorchWarnings();
             var device = ComputeDevices.Resolve(_options.Device, _options.LibTorch);
-            logger.LogInformation("Loading {Generator} and {Clip} on {Device}", paths.Generator, paths.Clip, ComputeDevices.DescribeDevice(device));
-            _models = FaceModels.Load(paths.Generator!, paths.Clip!, device);
+            logger.LogInformation("Loading {Generator} and {Clip} on {Device}", paths.Generator, string.Join(" + ", paths.Clips), ComputeDevices.DescribeDevice(device));
+            _models = FaceModels.Load(paths.Generator!, paths.Clips, device);
             _optimiser = new CoBatchedOptimiser(_models, EncodePreview);
             return true;
         }

@@ -90,6 +90,30 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void Generate_guides_with_every_clip_given_and_names_a_missing_one()
+    {
+        var clip = TinyClipFolder();
+        var second = Path.Combine(_dir, "clip-b");
+        Directory.CreateDirectory(second);
+        foreach (var f in Directory.GetFiles(clip)) File.Copy(f, Path.Combine(second, Path.GetFileName(f)));
+        var generator = Fixture("stylegan2", "stylegan2_tiny_official_format.pkl");
+        var png = Path.Combine(_dir, "pair.png");
+        var (code, stdout, stderr) = Run("generate", "--prompt", "a face with red hair", "--seed", "5", "--steps", "2",
+            "--generator", generator, "--clip", clip, "--clip", second, "--out", png, "--json");
+        Assert.True(code == 0, stderr);
+        var json = JsonNode.Parse(stdout.TrimEnd().Split('\n')[^1])!.AsObject();
+        Assert.Equal("clip+clip-b", json["clip"]!.GetValue<string>());
+        Assert.Equal("clip+clip-b", PngWriter.ReadPngText(png)["clip"]);
+
+        var missing = Path.Combine(_dir, "no-such-clip");
+        var (badCode, _, badErr) = Run("generate", "--prompt", "a face", "--seed", "5", "--steps", "2",
+            "--generator", generator, "--clip", clip, "--clip", missing, "--out", png);
+        Assert.NotEqual(0, badCode);
+        Assert.Contains("no-such-clip", badErr);
+        Assert.DoesNotContain("   at ", badErr);
+    }
+
+    [Fact]
     public void Convert_writes_safetensors_that_inspect_accepts_and_that_equal_the_pickle()
     {
         var pkl = Fixture("stylegan2", "stylegan2_tiny_official_format.pkl");

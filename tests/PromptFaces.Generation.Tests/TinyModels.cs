@@ -11,13 +11,19 @@ namespace PromptFaces.Generation.Tests;
 /// </summary>
 public static class TinyModels
 {
-    public static FaceModels Load()
+    public static FaceModels Load() =>
+        new(LoadGenerator(), LoadClip(), Tokenizer(), "tiny-stylegan2-fixture", "tiny-clip-fixture");
+
+    public static StyleGan2Generator LoadGenerator()
     {
         var config = StyleGan2Config.FromJsonFile(Fixtures.Path("stylegan2", "stylegan2_tiny_config.json"));
         var generator = new StyleGan2Generator(config);
         var weights = Fixtures.Path("stylegan2", "stylegan2_tiny_weights.safetensors");
         generator.LoadStateDict(SafeTensorsFile.Read(weights).Tensors, weights);
-        var clip = ClipModel.FromFolder(Fixtures.Path("clip", "clip_tiny"));
-        return new FaceModels(generator, clip, ByteLevelTokenizer.Create(contextLength: 16), "tiny-stylegan2-fixture", "tiny-clip-fixture");
+        return generator;
     }
+
+    public static ClipModel LoadClip() => ClipModel.FromFolder(Fixtures.Path("clip", "clip_tiny"));
+
+    public static ClipTokenizer Tokenizer() => ByteLevelTokenizer.Create(contextLength: 16);
 }

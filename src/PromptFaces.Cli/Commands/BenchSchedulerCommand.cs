@@ -17,7 +17,7 @@ internal static class BenchSchedulerCommand
     public static Command Create()
     {
         var generator = new Option<string?>("--generator") { Description = "Generator checkpoint (.pkl, .safetensors); default: the shipped default model." };
-        var clip = new Option<string?>("--clip") { Description = "CLIP model folder; default: the shipped default model." };
+        var clip = CommonOptions.Clip();
         var users = new Option<int>("--users") { Description = "Simulated users: one heavy user and the rest light.", DefaultValueFactory = _ => 4 };
         var jobs = new Option<int>("--jobs") { Description = "Jobs the heavy user submits at once at the start (3 × the largest B or more keeps every batch size busy).", DefaultValueFactory = _ => 24 };
         var lightJobs = new Option<int>("--light-jobs") { Description = "Jobs each light user submits, one now and then while the heavy user's jobs drain.", DefaultValueFactory = _ => 3 };
@@ -45,7 +45,9 @@ internal static class BenchSchedulerCommand
         {
             var (g, c) = DefaultModels.Resolve(r.GetValue(generator), r.GetValue(clip));
             if (!File.Exists(g)) throw new FileNotFoundException($"The generator checkpoint {g} does not exist.");
-            if (!Directory.Exists(c)) throw new DirectoryNotFoundException($"The CLIP folder {c} does not exist.");
+            if (c.Count > 2) throw new CliException("The web engine takes at most two CLIPs (PromptFaces:Engine:Clip and :SecondClip); pass --clip once or twice.");
+            foreach (var folder in c)
+                if (!Directory.Exists(folder)) throw new DirectoryNotFoundException($"The CLIP folder {folder} does not exist.");
             int userCount = r.GetValue(users), heavy = r.GetValue(jobs), light = r.GetValue(lightJobs), stepCount = r.GetValue(steps);
             if (userCount < 1) throw new CliException("--users must be at least 1 (one heavy user, the rest light).");
             if (heavy < 1) throw new CliException("--jobs must be at least 1.");
@@ -56,7 +58,7 @@ internal static class BenchSchedulerCommand
             if (roundCount < 1) throw new CliException("--rounds must be at least 1.");
             var sizes = ParseBatches(r.GetValue(batches)!);
             var dev = CommonOptions.ResolveDevice(r, device, libtorch, threads);
-            var settings = new SchedulerBenchSettings(Path.GetFullPath(g), Path.GetFullPath(c), r.GetValue(device) ?? "cpu", r.GetValue(libtorch),
+            var settings = new SchedulerBenchSettings(Path.GetFullPath(g), c.Select(Path.GetFullPath).ToArray(), r.GetValue(device) ?? "cpu", r.GetValue(libtorch),
                 userCount, heavy, light, stepCount, r.GetValue(cutouts), Math.Max(0, r.GetValue(checkpointEvery)));
             var loadStart = LoadAverage();
             var bench = new SchedulerBenchmark(settings, m => Console.Error.WriteLine(m));
@@ -82,7 +84,7 @@ internal static class BenchSchedulerCommand
             var summary = new JsonObject
             {
                 ["generator"] = Path.GetFileName(g),
-                ["clip"] = Path.GetFileName(Path.TrimEndingDirectorySeparator(c)),
+                ["clip"] = string.Join("+", c.Select(f => Path.GetFileName(Path.TrimEndingDirectorySeparator(f)))),
                 ["device"] = ComputeDevices.DescribeDevice(dev),
                 ["threads"] = get_num_threads(),
                 ["users"] = userCount,

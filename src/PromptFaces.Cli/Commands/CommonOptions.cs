@@ -96,4 +96,13 @@ internal static class CommonOptions
         ComputeDevices.ConfigureCpuThreads(r.GetValue(threads));
         return resolved;
     }
+
+    /// <summary>--clip, repeatable: the CLIP folders that guide together (the first is the primary one).</summary>
+    public static Option<string[]> Clip() => new("--clip")
+    {
+        Description = "CLIP model folder in Hugging Face layout; repeat it to guide with several CLIPs at once (their mean loss; the first is the one " +
+            "that reads faces for reports). Default: the shipped models/clip/, with models/clip-second/ when present.",
+        AllowMultipleArgumentsPerToken = false,
+        Arity = ArgumentArity.OneOrMore,
+    };
 }

@@ -22,7 +22,7 @@ internal static class EvalCommand
     public static Command Create()
     {
         var generator = new Option<string?>("--generator") { Description = "Generator checkpoint (default: models/generator.safetensors)." };
-        var clip = new Option<string?>("--clip") { Description = "CLIP model folder (default: models/clip/)." };
+        var clip = CommonOptions.Clip();
         var judge = new Option<string?>("--judge") { Description = $"Attribute judge (default: models/{ModelLocator.JudgeFile}; train one with 'promptfaces train judge')." };
         var prompts = new Option<string?>("--prompts") { Description = $"Prompt set JSON (default: the committed models/{ModelLocator.EvalPromptsFile})." };
         var limit = new Option<int?>("--limit") { Description = "Evaluate only N prompts, spread evenly over the set (seeds stay those of the full run)." };
@@ -90,13 +90,13 @@ internal static class EvalCommand
             if (options.Validate() is string problem) throw new CliException(problem);
 
             var dev = CommonOptions.ResolveDevice(r, device, libtorch, threads);
-            var (generatorPath, clipPath) = DefaultModels.Resolve(r.GetValue(generator), r.GetValue(clip));
+            var (generatorPath, clipPaths) = DefaultModels.Resolve(r.GetValue(generator), r.GetValue(clip));
             var judgePath = DefaultModels.ResolveJudge(r.GetValue(judge));
             using var judgeModel = AttributeJudge.Load(judgePath, dev);     // first: small, and a missing judge fails fast
             if (judgeModel.RendererVersion != FaceRenderer.Version)
                 CliRunner.Err.MarkupLineInterpolated(
                     $"[yellow]warning:[/] {judgePath} was trained on renderer v{judgeModel.RendererVersion} faces, this renderer is v{FaceRenderer.Version}; retrain it with 'promptfaces train judge' before trusting its figures.");
-            using var models = FaceModels.Load(generatorPath, clipPath, dev);
+            using var models = FaceModels.Load(generatorPath, clipPaths, dev);
             // A generator trained here with the latent tie also gets the tied-attribute figure (what its samples draw).
             options = options with { LatentTie = LatentFaceMap.FromGeneratorFile(generatorPath, models.Generator.Config.ZDim) };
             var evaluator = new Evaluator(models, judgeModel, options);

@@ -38,7 +38,7 @@ internal static class GenerateCommand
         var startOut = new Option<string?>("--start-out") { Description = "Also save the starting face (before any step) as PNG: a before-and-after pair with --out." };
         var gifEvery = new Option<int>("--gif-every") { Description = "Keep every k-th step in the GIF.", DefaultValueFactory = _ => 2 };
         var generator = new Option<string?>("--generator") { Description = "Generator checkpoint: NVIDIA .pkl or .safetensors (default: the shipped model)." };
-        var clip = new Option<string?>("--clip") { Description = "CLIP model folder in Hugging Face layout (default: the shipped model)." };
+        var clip = CommonOptions.Clip();
         var json = new Option<bool>("--json") { Description = "Print a JSON summary as the last line of standard output." };
         var device = CommonOptions.Device();
         var libtorch = CommonOptions.Libtorch();
@@ -51,7 +51,7 @@ internal static class GenerateCommand
         command.SetAction(r =>
         {
             var dev = CommonOptions.ResolveDevice(r, device, libtorch, threads);
-            var (generatorPath, clipPath) = DefaultModels.Resolve(r.GetValue(generator), r.GetValue(clip));
+            var (generatorPath, clipPaths) = DefaultModels.Resolve(r.GetValue(generator), r.GetValue(clip));
             var chosenSeed = r.GetValue(seed) ?? Random.Shared.NextInt64(0, int.MaxValue);
             var prompts = new List<WeightedPrompt> { new(r.GetValue(prompt)!) };
             if (r.GetValue(negative) is { Length: > 0 } neg) prompts.Add(new WeightedPrompt(neg, -0.5));
@@ -80,7 +80,7 @@ internal static class GenerateCommand
             var every = Math.Max(1, r.GetValue(gifEvery));
 
             var loadClock = Stopwatch.StartNew();
-            using var models = FaceModels.Load(generatorPath, clipPath, dev);
+            using var models = FaceModels.Load(generatorPath, clipPaths, dev);
             var loadMs = loadClock.Elapsed.TotalMilliseconds;
             var startPath = r.GetValue(startOut);
             using var animation = gifPath is null ? null : new AnimationWriter(captureInterval: every);

@@ -12,7 +12,7 @@ namespace PromptFaces.Cli.SchedulerBench;
 /// <summary>What the benchmark runs: the models, the users and their jobs.</summary>
 internal sealed record SchedulerBenchSettings(
     string Generator,
-    string Clip,
+    IReadOnlyList<string> Clips,
     string Device,
     string? LibTorch,
     int Users,
@@ -213,7 +213,8 @@ internal sealed class SchedulerBenchmark(SchedulerBenchSettings settings, Action
         var options = Options.Create(new EngineOptions
         {
             Generator = settings.Generator,
-            Clip = settings.Clip,
+            Clip = settings.Clips[0],
+            SecondClip = settings.Clips.Count > 1 ? settings.Clips[1] : null,
             Device = settings.Device,
             LibTorch = settings.LibTorch,
             WarmUp = true,

@@ -10,6 +10,8 @@ public static class ModelLocator
     public const string EnvironmentVariable = "PROMPTFACES_MODELS";
     public const string GeneratorFile = "generator.safetensors";
     public const string ClipFolder = "clip";
+    /// <summary>A second CLIP that, when a models folder holds it, guides together with <see cref="ClipFolder"/>.</summary>
+    public const string SecondClipFolder = "clip-second";
     public const string JudgeFile = "judge.safetensors";
     public const string EvalPromptsFile = "eval-prompts.json";
 
@@ -56,5 +58,15 @@ public static class ModelLocator
             for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
                 yield return dir.FullName;
         }
+    }
+
+    /// <summary>The CLIP folders of a models folder that guide by default: <see cref="ClipFolder"/>, then
+    /// <see cref="SecondClipFolder"/> when it exists.</summary>
+    public static IReadOnlyList<string> DefaultClipFolders(string modelsFolder)
+    {
+        var folders = new List<string> { Path.Combine(modelsFolder, ClipFolder) };
+        var second = Path.Combine(modelsFolder, SecondClipFolder);
+        if (Directory.Exists(second)) folders.Add(second);
+        return folders;
     }
 }

@@ -11,22 +11,38 @@ public static class ClipGuidance
     public static readonly float[] Mean = { 0.48145466f, 0.4578275f, 0.40821073f };
     public static readonly float[] Std = { 0.26862954f, 0.26130258f, 0.27577711f };
 
-    /// <summary>Unit-length text embeddings (P, D) for the prompts, and any truncation warnings.</summary>
-    public static (Tensor Embeddings, IReadOnlyList<string> Warnings) EncodePrompts(FaceModels models, IReadOnlyList<WeightedPrompt> prompts)
+    /// <summary>Unit-length text embeddings (P, D) for the prompts from each guiding CLIP, and any truncation warnings.</summary>
+    public static (Tensor[] Embeddings, IReadOnlyList<string> Warnings) EncodePrompts(FaceModels models, IReadOnlyList<WeightedPrompt> prompts)
     {
         var warnings = new List<string>();
+        var embeddings = new List<Tensor>(models.Guides.Count);
+        try
+        {
+            foreach (var guide in models.Guides)
+                embeddings.Add(EncodePrompts(guide, prompts, models.Device, warnings));
+        }
+        catch
+        {
+            foreach (var e in embeddings) e.Dispose();
+            throw;
+        }
+        return (embeddings.ToArray(), warnings.Distinct().ToArray());
+    }
+
+    private static Tensor EncodePrompts(ClipGuide guide, IReadOnlyList<WeightedPrompt> prompts, Device device, List<string> warnings)
+    {
         var ids = new List<long>();
         foreach (var p in prompts)
         {
-            TokenizedPrompt t = models.Tokenizer.Tokenize(p.Text);
+            TokenizedPrompt t = guide.Tokenizer.Tokenize(p.Text);
             if (t.Warning is not null) warnings.Add($"\"{Shorten(p.Text)}\": {t.Warning}");
             ids.AddRange(t.Ids.Select(i => (long)i));
         }
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        var input = tensor(ids.ToArray(), device: models.Device).reshape(prompts.Count, -1);   // (P, T)
-        var features = F.normalize(models.Clip.EncodeText(input), dim: -1);                     // (P, D)
-        return (features.MoveToOuterDisposeScope(), warnings);
+        var input = tensor(ids.ToArray(), device: device).reshape(prompts.Count, -1);   // (P, T)
+        var features = F.normalize(guide.Model.EncodeText(input), dim: -1);             // (P, D)
+        return features.MoveToOuterDisposeScope();
     }
 
     /// <summary>Maps generator output in [−1, 1] to CLIP's normalised input.</summary>

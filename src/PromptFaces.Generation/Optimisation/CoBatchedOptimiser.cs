@@ -139,7 +139,10 @@ public sealed class CoBatchedOptimiser : IDisposable
                 jobViews = Cutouts.AddNoise(jobViews, job.Rng, job.Settings.CutoutNoise);
             views.Add(jobViews);
         }
-        var allFeatures = F.normalize(_models.Clip.EncodeImage(ClipGuidance.Normalise(cat(views.ToArray(), 0))), dim: -1); // (ΣK, D)
+        // Every guiding CLIP reads the same views; the loss is their mean.
+        var pixels = ClipGuidance.Normalise(cat(views.ToArray(), 0));
+        var guideFeatures = _models.Guides.Select(g => F.normalize(g.Model.EncodeImage(pixels), dim: -1)).ToArray(); // G × (ΣK, D_g)
+        int guides = guideFeatures.Length;
 
         var losses = new List<Tensor>(n);
         var stats = new (double Loss, double Similarity, double Lr)[n];
@@ -147,10 +150,19 @@ public sealed class CoBatchedOptimiser : IDisposable
         for (int j = 0; j < n; j++)
         {
             var job = jobs[j];
-            var f = allFeatures.narrow(0, offset, job.Settings.Cutouts);                       // (K, D)
+            var guideLosses = new Tensor[guides];
+            var guideCos = new Tensor[guides];
+            for (int g = 0; g < guides; g++)
+            {
+                var f = guideFeatures[g].narrow(0, offset, job.Settings.Cutouts);              // (K, D)
+                var distance = ClipGuidance.Distance(f, job.TextFeatures[g], job.Settings.Loss); // (K, P)
+                guideLosses[g] = (distance.mean(new long[] { 0 }) * job.PromptWeights).sum();
+                using (no_grad()) guideCos[g] = f.narrow(0, 0, 1).matmul(job.TextFeatures[g].t()).squeeze(0);  // (P), whole image
+            }
             offset += job.Settings.Cutouts;
-            var distance = ClipGuidance.Distance(f, job.TextFeatures, job.Settings.Loss);     // (K, P)
-            var loss = (distance.mean(new long[] { 0 }) * job.PromptWeights).sum();
+            var loss = guides == 1 ? guideLosses[0] : stack(guideLosses).mean();
+            Tensor cos;
+            using (no_grad()) cos = guides == 1 ? guideCos[0] : stack(guideCos).mean(new long[] { 0 });
             if (job.Settings.LatentPullWeight > 0)
                 loss = loss + job.Settings.LatentPullWeight * (job.Latent - job.StartLatent).square().sum(-1).mean();
             var jobWs = ws.narrow(0, j, 1);                                                    // (1, num_ws, w_dim), with its gradient path
@@ -160,10 +172,7 @@ public sealed class CoBatchedOptimiser : IDisposable
                 loss = loss + job.Settings.LayerTieWeight * _models.LatentRange.LayerSpread(jobWs);
             losses.Add(loss);
             using (no_grad())
-            {
-                var cos = f.narrow(0, 0, 1).matmul(job.TextFeatures.t()).squeeze(0);          // (P)
                 stats[j] = (loss.item<float>(), (cos * job.PositiveWeights).sum().item<float>(), job.LearningRate());
-            }
         }
         stack(losses.ToArray()).sum().backward();
 
@@ -223,7 +232,7 @@ public sealed class CoBatchedOptimiser : IDisposable
         public required Tensor BestWs { get; init; }         // (1, num_ws, w_dim) of the best step, in every space
         public required Tensor M { get; init; }
         public required Tensor V { get; init; }
-        public required Tensor TextFeatures { get; init; }   // (P, D) unit length
+        public required Tensor[] TextFeatures { get; init; } // per guiding CLIP, (P, D) unit length
         public required Tensor PromptWeights { get; init; }  // (P)
         public required Tensor PositiveWeights { get; init; } // (P): positive weights normalised to sum 1, zero elsewhere
         public required SplitMix64 Rng { get; init; }
@@ -267,7 +276,7 @@ public sealed class CoBatchedOptimiser : IDisposable
                 BestWs = bestWs.detach().MoveToOuterDisposeScope(),
                 M = (resume is null ? zeros_like(start) : FromArray(resume.AdamM, g, z, models.Device, "AdamM")).MoveToOuterDisposeScope(),
                 V = (resume is null ? zeros_like(start) : FromArray(resume.AdamV, g, z, models.Device, "AdamV")).MoveToOuterDisposeScope(),
-                TextFeatures = text.MoveToOuterDisposeScope(),
+                TextFeatures = text.Select(t => t.MoveToOuterDisposeScope()).ToArray(),
                 PromptWeights = weights.MoveToOuterDisposeScope(),
                 PositiveWeights = positive.MoveToOuterDisposeScope(),
                 // The augmentation stream is derived from the seed but independent of the latent draw.
@@ -282,7 +291,7 @@ public sealed class CoBatchedOptimiser : IDisposable
         /// The starting latent: z from the seed, and in W+ and W its ws through mapping and truncation. With best-of-N,
         /// the candidate CLIP scores highest.
         /// </summary>
-        private static Tensor ChooseStart(FaceModels models, OptimisationSettings settings, Tensor text, Tensor positive)
+        private static Tensor ChooseStart(FaceModels models, OptimisationSettings settings, Tensor[] text, Tensor positive)
         {
             using var noGrad = no_grad();
             var g = models.Generator;
@@ -293,8 +302,9 @@ public sealed class CoBatchedOptimiser : IDisposable
             if (settings.Starts == 1) return latents;
             var images = g.Synthesis.Forward(ws, NoiseMode.Const);
             var pixels = F.interpolate(images, new long[] { models.ClipImageSize, models.ClipImageSize }, mode: InterpolationMode.Bilinear, align_corners: false);
-            var features = F.normalize(models.Clip.EncodeImage(ClipGuidance.Normalise(pixels)), dim: -1);  // (N, D)
-            var score = (features.matmul(text.t()) * positive).sum(-1);                                        // (N)
+            var input = ClipGuidance.Normalise(pixels);
+            var score = stack(models.Guides.Select((guide, gi) =>
+                (F.normalize(guide.Model.EncodeImage(input), dim: -1).matmul(text[gi].t()) * positive).sum(-1)).ToArray()).mean(new long[] { 0 });  // (N), the guides' mean
             var best = score.argmax().item<long>();
             return latents.narrow(0, best, 1);
         }
@@ -406,7 +416,7 @@ public sealed class CoBatchedOptimiser : IDisposable
         public void Dispose()
         {
             Latent.Dispose(); StartLatent.Dispose(); BestWs.Dispose(); M.Dispose(); V.Dispose();
-            TextFeatures.Dispose(); PromptWeights.Dispose(); PositiveWeights.Dispose();
+            foreach (var t in TextFeatures) t.Dispose(); PromptWeights.Dispose(); PositiveWeights.Dispose();
         }
     }
 }
