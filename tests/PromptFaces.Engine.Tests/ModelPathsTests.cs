@@ -1,5 +1,3 @@
-using Microsoft.Extensions.FileProviders;
-using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 using PromptFaces.Generation.Models;
 using Xunit;
@@ -13,14 +11,6 @@ public sealed class ModelPathsTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    private sealed class Environment(string root) : IHostEnvironment
-    {
-        public string EnvironmentName { get; set; } = "Testing";
-        public string ApplicationName { get; set; } = "tests";
-        public string ContentRootPath { get; set; } = root;
-        public IFileProvider ContentRootFileProvider { get; set; } = new NullFileProvider();
-    }
-
     /// <summary>A models folder with a generator file and the given CLIP folders (only their existence matters here).</summary>
     private string ModelsFolder(params string[] clipFolders)
     {
@@ -31,7 +21,7 @@ public sealed class ModelPathsTests : IDisposable
         return folder;
     }
 
-    private ModelPaths Paths(EngineOptions options) => new(Options.Create(options), new Environment(_dir));
+    private ModelPaths Paths(EngineOptions options) => new(Options.Create(options), new TestHostEnvironment(_dir));
 
     [Fact]
     public void A_models_folder_with_a_second_clip_guides_with_both_the_primary_first()

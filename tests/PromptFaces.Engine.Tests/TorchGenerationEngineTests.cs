@@ -1,5 +1,3 @@
-using Microsoft.Extensions.FileProviders;
-using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using PromptFaces.Generation.Clip;
@@ -16,14 +14,6 @@ public sealed class TorchGenerationEngineTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    private sealed class Environment(string root) : IHostEnvironment
-    {
-        public string EnvironmentName { get; set; } = "Testing";
-        public string ApplicationName { get; set; } = "tests";
-        public string ContentRootPath { get; set; } = root;
-        public IFileProvider ContentRootFileProvider { get; set; } = new NullFileProvider();
-    }
-
     /// <summary>The tiny fixture generator and a CLIP folder of the tiny CLIP with the byte-level vocabulary.</summary>
     private EngineOptions TinyModels()
     {
@@ -39,7 +29,7 @@ public sealed class TorchGenerationEngineTests : IDisposable
     private TorchGenerationEngine Engine(EngineOptions options) =>
         new(Paths(options), Options.Create(options), NullLogger<TorchGenerationEngine>.Instance);
 
-    private ModelPaths Paths(EngineOptions options) => new(Options.Create(options), new Environment(_dir));
+    private ModelPaths Paths(EngineOptions options) => new(Options.Create(options), new TestHostEnvironment(_dir));
 
     private static GenerationJob Job(int steps = 4, byte[]? resume = null, Guid? id = null) =>
         new(id ?? Guid.NewGuid(), "a smiling face", "a frown", Seed: 7, Steps: steps, TruncationPsi: 0.7, LearningRate: 0.05, Cutouts: 2, Starts: 1, resume);
