@@ -416,7 +416,8 @@ public sealed class CoBatchedOptimiser : IDisposable
         public void Dispose()
         {
             Latent.Dispose(); StartLatent.Dispose(); BestWs.Dispose(); M.Dispose(); V.Dispose();
-            foreach (var t in TextFeatures) t.Dispose(); PromptWeights.Dispose(); PositiveWeights.Dispose();
+            foreach (var t in TextFeatures) t.Dispose();
+            PromptWeights.Dispose(); PositiveWeights.Dispose();
         }
     }
 }
