@@ -27,20 +27,20 @@ public sealed class ModelPaths(IOptions<EngineOptions> options, IHostEnvironment
         var generator = Full(o.Generator);
         var clip = Full(o.Clip);
         var second = Full(o.SecondClip);
-        var clips = new List<string>();
+        string? folder = null;
         if (generator is null || clip is null)
         {
-            var folder = Full(o.ModelsFolder) ?? ModelLocator.FindModelsFolder(contentRoot);
+            folder = Full(o.ModelsFolder) ?? ModelLocator.FindModelsFolder(contentRoot);
             if (folder is null)
                 return (null, none,
                     $"No models were found: set {EngineOptions.Section}:ModelsFolder to a folder holding {ModelLocator.GeneratorFile} and " +
                     $"{ModelLocator.ClipFolder}/, or {EngineOptions.Section}:Generator and :Clip, or the {ModelLocator.EnvironmentVariable} " +
                     "environment variable.");
             generator ??= Path.Combine(folder, ModelLocator.GeneratorFile);
-            if (clip is null) clips.AddRange(second is null ? ModelLocator.DefaultClipFolders(folder) : new[] { Path.Combine(folder, ModelLocator.ClipFolder) });
         }
-        if (clip is not null) clips.Add(clip);
-        if (second is not null) clips.Add(second);
+        // A configured CLIP guides alone, a models folder's with its clip-second/; a configured second CLIP replaces that.
+        IReadOnlyList<string> clips = clip is null ? ModelLocator.DefaultClipFolders(folder!) : new[] { clip };
+        if (second is not null) clips = new[] { clips[0], second };
         if (!File.Exists(generator))
             return (null, none, $"The generator checkpoint {generator} does not exist; check {EngineOptions.Section}:Generator or :ModelsFolder.");
         if (!Directory.Exists(clips[0]))

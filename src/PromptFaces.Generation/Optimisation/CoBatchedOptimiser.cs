@@ -160,9 +160,9 @@ public sealed class CoBatchedOptimiser : IDisposable
                 using (no_grad()) guideCos[g] = f.narrow(0, 0, 1).matmul(job.TextFeatures[g].t()).squeeze(0);  // (P), whole image
             }
             offset += job.Settings.Cutouts;
-            var loss = guides == 1 ? guideLosses[0] : stack(guideLosses).mean();
+            var loss = stack(guideLosses).mean();                                             // a mean of one is that one, exactly
             Tensor cos;
-            using (no_grad()) cos = guides == 1 ? guideCos[0] : stack(guideCos).mean(new long[] { 0 });
+            using (no_grad()) cos = stack(guideCos).mean(new long[] { 0 });                  // (P)
             if (job.Settings.LatentPullWeight > 0)
                 loss = loss + job.Settings.LatentPullWeight * (job.Latent - job.StartLatent).square().sum(-1).mean();
             var jobWs = ws.narrow(0, j, 1);                                                    // (1, num_ws, w_dim), with its gradient path
