@@ -418,7 +418,7 @@ public sealed class EvaluationTests : IDisposable
             RealismSamples = 16,
             JudgeFaces = 16,
             DiversityReferencePairs = 8,
-            Optimisation = new OptimisationSettings { Steps = 3, Cutouts = 2, PreviewSize = 0 },
+            Optimisation = new OptimisationSettings { Steps = 3, Cutouts = 2, PreviewSize = 0, Space = LatentSpace.WPlus, LearningRate = 0.07 },
         };
         var phases = new List<string>();
         int grids = 0;
@@ -481,5 +481,11 @@ public sealed class EvaluationTests : IDisposable
         Assert.True(root.GetProperty("realism").GetProperty("blurred_renders").GetDouble() >= 0);
         Assert.Equal("tiny-random-generator", root.GetProperty("models").GetProperty("generator").GetString());
         Assert.True(report.Models.JudgeMatchesRenderer);
+        // The report names the optimisation its accuracies come from (here not the defaults).
+        var used = root.GetProperty("prompts").GetProperty("optimisation");
+        Assert.Equal("w+", used.GetProperty("space").GetString());
+        Assert.Equal(0.07, used.GetProperty("learning_rate").GetDouble());
+        Assert.Equal(2, used.GetProperty("cutouts").GetInt32());
+        Assert.Equal(10, used.GetProperty("range_prior").GetDouble());
     }
 }

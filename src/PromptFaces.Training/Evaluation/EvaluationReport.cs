@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using PromptFaces.Generation.Optimisation;
 
 namespace PromptFaces.Training.Evaluation;
 
@@ -86,6 +87,19 @@ public sealed record PromptFigures(
 {
     /// <summary>The same checks read by CLIP's zero-shot classification instead of the judge.</summary>
     public ClipReadingFigures? ClipReading { get; init; }
+
+    /// <summary>The optimisation every job ran.</summary>
+    public OptimisationUsed? Optimisation { get; init; }
+}
+
+/// <summary>The settings of the evaluated optimisation, so an accuracy is never read without the settings behind it.</summary>
+public sealed record OptimisationUsed(string Space, double LearningRate, int Cutouts, double CutoutScale, double CutoutNoise,
+    double CutoutBlur, double TruncationPsi, int Starts, double RangePrior, double LayerTie, double Pull)
+{
+    public static OptimisationUsed From(OptimisationSettings s) => new(
+        s.Space switch { LatentSpace.WPlus => "w+", LatentSpace.W => "w", _ => "z" },
+        s.LearningRate, s.Cutouts, s.CutoutMinScale, s.CutoutNoise, s.CutoutBlur, s.TruncationPsi, s.Starts,
+        s.RangePriorWeight, s.LayerTieWeight, s.LatentPullWeight);
 }
 
 /// <summary>

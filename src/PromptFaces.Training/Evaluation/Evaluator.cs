@@ -253,6 +253,7 @@ public sealed class Evaluator
             Round(outcomes.Values.Average(o => o.SimilarityStart)), Round(outcomes.Values.Average(o => o.SimilarityEnd)),
             Math.Round(secondsPerStep, 3), _options.BatchSize, PromptGoal, optimised >= PromptGoal, perPrompt)
         {
+            Optimisation = OptimisationUsed.From(settings),
             ClipReading = new ClipReadingFigures(
                 Round((double)clipBaseHits.Sum() / allChecks), Round((double)clipFinalHits.Sum() / allChecks),
                 Round((double)clipAgree / allChecks), Round((double)clipOnly / allChecks),

@@ -12,7 +12,8 @@ public sealed record JobRequest
     public long? Seed { get; init; }
     public int Steps { get; init; } = 100;
     public double TruncationPsi { get; init; } = 0.7;
-    public double LearningRate { get; init; } = 0.05;
+    /// <summary>The engine's default (OptimisationSettings.LearningRate), which a test keeps in step.</summary>
+    public double LearningRate { get; init; } = 0.2;
     public int Cutouts { get; init; } = 8;
     /// <summary>Best-of-N starting faces.</summary>
     public int Starts { get; init; } = 1;
