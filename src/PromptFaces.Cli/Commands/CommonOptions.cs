@@ -27,7 +27,7 @@ internal static class CommonOptions
     public static Option<string> Space() => new("--space")
     {
         Description = "Latents to optimise: w+ (one per layer, the most freedom), w (one shared change, closer to the faces the generator knows) or z (the mapping network's input, the closest).",
-        DefaultValueFactory = _ => SpaceName(new OptimisationSettings().Space),
+        DefaultValueFactory = _ => LatentSpaceNames.Name(new OptimisationSettings().Space),
     };
 
     public static Option<int> Starts() => new("--starts")
@@ -77,8 +77,6 @@ internal static class CommonOptions
         Description = "W+ only: weight of the tie between the layers' latents (0: none, each layer free); a high weight makes W+ behave like w.",
         DefaultValueFactory = _ => new OptimisationSettings().LayerTieWeight,
     };
-
-    public static string SpaceName(LatentSpace space) => space switch { LatentSpace.W => "w", LatentSpace.Z => "z", _ => "w+" };
 
     public static LatentSpace ParseSpace(string? value) => value?.Trim().ToLowerInvariant() switch
     {

@@ -26,6 +26,12 @@ public enum LatentSpace
     Z,
 }
 
+/// <summary>The short names the command line and the evaluation report give the latent spaces.</summary>
+public static class LatentSpaceNames
+{
+    public static string Name(LatentSpace space) => space switch { LatentSpace.W => "w", LatentSpace.Z => "z", _ => "w+" };
+}
+
 /// <summary>
 /// Everything that decides one optimisation run. Defaults follow what worked for CLIP-guided StyleGAN: truncation 0.7
 /// for a typical start, Adam with a short warm-up and a cosine ramp-down of the learning rate; plus a range prior

@@ -97,7 +97,7 @@ public sealed record OptimisationUsed(string Space, double LearningRate, int Cut
     double CutoutBlur, double TruncationPsi, int Starts, double RangePrior, double LayerTie, double Pull)
 {
     public static OptimisationUsed From(OptimisationSettings s) => new(
-        s.Space switch { LatentSpace.WPlus => "w+", LatentSpace.W => "w", _ => "z" },
+        LatentSpaceNames.Name(s.Space),
         s.LearningRate, s.Cutouts, s.CutoutMinScale, s.CutoutNoise, s.CutoutBlur, s.TruncationPsi, s.Starts,
         s.RangePriorWeight, s.LayerTieWeight, s.LatentPullWeight);
 }
