@@ -418,7 +418,7 @@ public sealed class EvaluationTests : IDisposable
             RealismSamples = 16,
             JudgeFaces = 16,
             DiversityReferencePairs = 8,
-            Optimisation = new OptimisationSettings { Steps = 3, Cutouts = 2, PreviewSize = 0, Space = LatentSpace.WPlus, LearningRate = 0.07 },
+            Optimisation = new OptimisationSettings { Steps = 3, Cutouts = 2, PreviewSize = 0, Space = LatentSpace.WPlus, LearningRate = 0.07, WholeViewWeight = 2.5 },
         };
         var phases = new List<string>();
         int grids = 0;
@@ -486,6 +486,7 @@ public sealed class EvaluationTests : IDisposable
         Assert.Equal("w+", used.GetProperty("space").GetString());
         Assert.Equal(0.07, used.GetProperty("learning_rate").GetDouble());
         Assert.Equal(2, used.GetProperty("cutouts").GetInt32());
+        Assert.Equal(2.5, used.GetProperty("whole_view_weight").GetDouble());
         Assert.Equal(10, used.GetProperty("range_prior").GetDouble());
     }
 }

@@ -48,6 +48,12 @@ internal static class CommonOptions
         DefaultValueFactory = _ => new OptimisationSettings().CutoutMinScale,
     };
 
+    public static Option<double> WholeViewWeight() => new("--whole-view-weight")
+    {
+        Description = "Weight of the whole image among CLIP's views, one crop counting 1 (1: a plain mean; 7 with 8 views: half the guidance).",
+        DefaultValueFactory = _ => new OptimisationSettings().WholeViewWeight,
+    };
+
     public static Option<double> CutoutNoise() => new("--cutout-noise")
     {
         Description = "Standard deviation of Gaussian pixel noise added to every augmented view but the first (pixels in [-1, 1]; 0: none).",

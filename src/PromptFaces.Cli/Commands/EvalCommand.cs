@@ -36,6 +36,7 @@ internal static class EvalCommand
         var rangePrior = CommonOptions.RangePrior();
         var layerTie = CommonOptions.LayerTie();
         var cutoutScale = CommonOptions.CutoutScale();
+        var wholeView = CommonOptions.WholeViewWeight();
         var cutoutNoise = CommonOptions.CutoutNoise();
         var cutoutBlur = CommonOptions.CutoutBlur();
         var steps = new Option<int>("--steps") { Description = "Optimisation steps per job (the default optimisation otherwise).", DefaultValueFactory = _ => 100 };
@@ -51,7 +52,7 @@ internal static class EvalCommand
 
         var command = new Command("eval", "Judged evaluation: prompt accuracy (optimised vs starting faces), judge accuracy, realism and diversity.")
         {
-            generator, clip, judge, prompts, limit, seeds, steps, lr, cutouts, space, starts, psi, pull, rangePrior, layerTie, cutoutScale, cutoutNoise, cutoutBlur, samples, judgeFaces, batch, grid, writeExclusions, json, device, libtorch, threads,
+            generator, clip, judge, prompts, limit, seeds, steps, lr, cutouts, space, starts, psi, pull, rangePrior, layerTie, cutoutScale, wholeView, cutoutNoise, cutoutBlur, samples, judgeFaces, batch, grid, writeExclusions, json, device, libtorch, threads,
         };
         command.SetAction(r =>
         {
@@ -82,6 +83,7 @@ internal static class EvalCommand
                     RangePriorWeight = r.GetValue(rangePrior),
                     LayerTieWeight = r.GetValue(layerTie),
                     CutoutMinScale = r.GetValue(cutoutScale),
+                    WholeViewWeight = r.GetValue(wholeView),
                     CutoutNoise = r.GetValue(cutoutNoise),
                     CutoutBlur = r.GetValue(cutoutBlur),
                     PreviewSize = 0,

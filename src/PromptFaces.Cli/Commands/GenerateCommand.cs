@@ -27,6 +27,7 @@ internal static class GenerateCommand
         var rangePrior = CommonOptions.RangePrior();
         var layerTie = CommonOptions.LayerTie();
         var cutoutScale = CommonOptions.CutoutScale();
+        var wholeView = CommonOptions.WholeViewWeight();
         var cutoutNoise = CommonOptions.CutoutNoise();
         var cutoutBlur = CommonOptions.CutoutBlur();
         var lr = new Option<double>("--lr") { Description = "Peak learning rate.", DefaultValueFactory = _ => new OptimisationSettings().LearningRate };
@@ -46,7 +47,7 @@ internal static class GenerateCommand
 
         var command = new Command("generate", "Optimise a face for a prompt and save it as PNG.")
         {
-            prompt, negative, seed, steps, starts, psi, pull, rangePrior, layerTie, cutoutScale, cutoutNoise, cutoutBlur, lr, cutouts, space, patience, output, startOut, gif, gifEvery, generator, clip, json, device, libtorch, threads,
+            prompt, negative, seed, steps, starts, psi, pull, rangePrior, layerTie, cutoutScale, wholeView, cutoutNoise, cutoutBlur, lr, cutouts, space, patience, output, startOut, gif, gifEvery, generator, clip, json, device, libtorch, threads,
         };
         command.SetAction(r =>
         {
@@ -69,6 +70,7 @@ internal static class GenerateCommand
                 RangePriorWeight = r.GetValue(rangePrior),
                 LayerTieWeight = r.GetValue(layerTie),
                 CutoutMinScale = r.GetValue(cutoutScale),
+                WholeViewWeight = r.GetValue(wholeView),
                 CutoutNoise = r.GetValue(cutoutNoise),
                 CutoutBlur = r.GetValue(cutoutBlur),
                 Patience = r.GetValue(patience),

@@ -156,7 +156,7 @@ public sealed class CoBatchedOptimiser : IDisposable
             {
                 var f = guideFeatures[g].narrow(0, offset, job.Settings.Cutouts);              // (K, D)
                 var distance = ClipGuidance.Distance(f, job.TextFeatures[g], job.Settings.Loss); // (K, P)
-                guideLosses[g] = (distance.mean(new long[] { 0 }) * job.PromptWeights).sum();
+                guideLosses[g] = (distance * job.ViewWeights.unsqueeze(1) * job.PromptWeights).sum();
                 using (no_grad()) guideCos[g] = f.narrow(0, 0, 1).matmul(job.TextFeatures[g].t()).squeeze(0);  // (P), whole image
             }
             offset += job.Settings.Cutouts;
@@ -235,6 +235,7 @@ public sealed class CoBatchedOptimiser : IDisposable
         public required Tensor[] TextFeatures { get; init; } // per guiding CLIP, (P, D) unit length
         public required Tensor PromptWeights { get; init; }  // (P)
         public required Tensor PositiveWeights { get; init; } // (P): positive weights normalised to sum 1, zero elsewhere
+        public required Tensor ViewWeights { get; init; }    // (K): the views' weights in the guidance mean, summing to 1
         public required SplitMix64 Rng { get; init; }
         public required IReadOnlyList<string> Warnings { get; init; }
         public Stopwatch Clock { get; } = Stopwatch.StartNew();
@@ -279,6 +280,7 @@ public sealed class CoBatchedOptimiser : IDisposable
                 TextFeatures = text.Select(t => t.MoveToOuterDisposeScope()).ToArray(),
                 PromptWeights = weights.MoveToOuterDisposeScope(),
                 PositiveWeights = positive.MoveToOuterDisposeScope(),
+                ViewWeights = tensor(Cutouts.Weights(settings.Cutouts, settings.WholeViewWeight), device: models.Device).MoveToOuterDisposeScope(),
                 // The augmentation stream is derived from the seed but independent of the latent draw.
                 Rng = new SplitMix64(resume?.RngState ?? unchecked((ulong)settings.Seed * 0x2545F4914F6CDD1DUL + 0x5851F42D4C957F2DUL)),
                 Warnings = warnings,
@@ -417,7 +419,7 @@ public sealed class CoBatchedOptimiser : IDisposable
         {
             Latent.Dispose(); StartLatent.Dispose(); BestWs.Dispose(); M.Dispose(); V.Dispose();
             foreach (var t in TextFeatures) t.Dispose();
-            PromptWeights.Dispose(); PositiveWeights.Dispose();
+            PromptWeights.Dispose(); PositiveWeights.Dispose(); ViewWeights.Dispose();
         }
     }
 }

@@ -34,6 +34,20 @@ public static class Cutouts
     }
 
     /// <summary>
+    /// The weights, summing to 1, of a job's <paramref name="count"/> views in its guidance loss: the whole image (view 0)
+    /// counts <paramref name="wholeViewWeight"/> crops, so 1 is the plain mean. Small crops mostly show the face; a heavier
+    /// whole view keeps what only the whole image shows (the background around the head) in the gradient.
+    /// </summary>
+    public static float[] Weights(int count, double wholeViewWeight)
+    {
+        var w = new double[count];
+        Array.Fill(w, 1.0);
+        w[0] = wholeViewWeight;
+        double total = w.Sum();
+        return w.Select(x => (float)(x / total)).ToArray();
+    }
+
+    /// <summary>
     /// <paramref name="views"/> (K, 3, S, S) with Gaussian noise of standard deviation <paramref name="std"/> added to
     /// every view but the first (the whole image, on which similarity is reported). Noise makes pixel-level patterns
     /// that fool CLIP worth less than the features it reads through noise. Drawn from a generator seeded by the job's

@@ -54,6 +54,7 @@ public sealed record OptimisationSettings
     public double RampDownFraction { get; init; } = 0.25;   // cosine ramp-down over the final fraction of the steps
     public int Cutouts { get; init; } = 8;                  // augmented views per step; the first is always the whole image
     public double CutoutMinScale { get; init; } = 0.5;      // smallest crop side as a fraction of the image side
+    public double WholeViewWeight { get; init; } = 1;       // the whole image's weight in the views' mean, one crop counting 1
     public double CutoutNoise { get; init; }                // std of Gaussian pixel noise on every view but the first ([-1, 1] units); 0 disables
     public double CutoutBlur { get; init; }                 // largest Gaussian blur sigma, in view pixels, on every view but the first; 0 disables
     public GuidanceLoss Loss { get; init; } = GuidanceLoss.Spherical;
@@ -79,6 +80,8 @@ public sealed record OptimisationSettings
         if (!(LearningRate > 0 && LearningRate <= 10)) return $"The learning rate must be in (0, 10] (got {LearningRate}).";
         if (Cutouts < 1 || Cutouts > 128) return $"Cutouts must be between 1 and 128 (got {Cutouts}).";
         if (CutoutMinScale <= 0 || CutoutMinScale > 1) return $"The minimum cutout scale must be in (0, 1] (got {CutoutMinScale}).";
+        if (!(WholeViewWeight >= 0 && WholeViewWeight <= 1000)) return $"The whole-view weight must be between 0 and 1000 (got {WholeViewWeight}).";
+        if (WholeViewWeight == 0 && Cutouts == 1) return "The whole-view weight must be above 0 when the whole image is the only view (cutouts 1).";
         if (!(CutoutNoise >= 0 && CutoutNoise <= 1)) return $"The cutout noise must be in [0, 1] (got {CutoutNoise}).";
         if (!(CutoutBlur >= 0 && CutoutBlur <= 8)) return $"The cutout blur must be between 0 and 8 pixels (got {CutoutBlur}).";
         if (WarmupFraction < 0 || WarmupFraction > 1 || RampDownFraction < 0 || RampDownFraction > 1) return "Warm-up and ramp-down fractions must be between 0 and 1.";

@@ -93,12 +93,12 @@ public sealed record PromptFigures(
 }
 
 /// <summary>The settings of the evaluated optimisation, so an accuracy is never read without the settings behind it.</summary>
-public sealed record OptimisationUsed(string Space, double LearningRate, int Cutouts, double CutoutScale, double CutoutNoise,
+public sealed record OptimisationUsed(string Space, double LearningRate, int Cutouts, double CutoutScale, double WholeViewWeight, double CutoutNoise,
     double CutoutBlur, double TruncationPsi, int Starts, double RangePrior, double LayerTie, double Pull)
 {
     public static OptimisationUsed From(OptimisationSettings s) => new(
         LatentSpaceNames.Name(s.Space),
-        s.LearningRate, s.Cutouts, s.CutoutMinScale, s.CutoutNoise, s.CutoutBlur, s.TruncationPsi, s.Starts,
+        s.LearningRate, s.Cutouts, s.CutoutMinScale, s.WholeViewWeight, s.CutoutNoise, s.CutoutBlur, s.TruncationPsi, s.Starts,
         s.RangePriorWeight, s.LayerTieWeight, s.LatentPullWeight);
 }
 

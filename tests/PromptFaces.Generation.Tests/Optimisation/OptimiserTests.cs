@@ -116,6 +116,40 @@ public sealed class OptimiserTests : IDisposable
     }
 
     [Fact]
+    public void The_whole_view_weight_sets_the_whole_images_share_of_the_guidance()
+    {
+        Assert.Equal(new[] { 0.25f, 0.25f, 0.25f, 0.25f }, Cutouts.Weights(4, 1));
+        var half = Cutouts.Weights(8, 7);
+        Assert.Equal(0.5f, half[0], 6);
+        Assert.All(half.Skip(1), w => Assert.Equal(0.5f / 7, w, 6));
+        Assert.Equal(new[] { 1f }, Cutouts.Weights(1, 3));
+        Assert.Equal(0f, Cutouts.Weights(4, 0)[0]);
+
+        var settings = Settings("blue eyes", 11, steps: 1);
+        Assert.Null((settings with { WholeViewWeight = 0 }).Validate());
+        Assert.Contains("whole-view", (settings with { WholeViewWeight = -1 }).Validate());
+        Assert.Contains("whole-view", (settings with { WholeViewWeight = 0, Cutouts = 1 }).Validate());
+
+        // The first step's loss: with the whole image carrying nearly all the weight it is the loss of a job that reads
+        // only the whole image; with the plain mean the crops move it away from that.
+        var models = Models();
+        double FirstLoss(OptimisationSettings s)
+        {
+            double loss = double.NaN;
+            using var engine = new CoBatchedOptimiser(models);
+            engine.Enqueue(new OptimisationRequest("x", s, p => loss = p.Loss));   // one step: one report
+            engine.RunToCompletion();
+            return loss;
+        }
+        double wholeOnly = FirstLoss(settings with { Cutouts = 1 });
+        double heavy = FirstLoss(settings with { WholeViewWeight = 1000 });
+        double plain = FirstLoss(settings);
+        _output.WriteLine($"whole only {wholeOnly:F5}, whole view weight 1000 {heavy:F5}, plain mean {plain:F5}");
+        Assert.True(Math.Abs(heavy - wholeOnly) < 0.002 * Math.Abs(wholeOnly), $"weight 1000 gave {heavy}, the whole image alone {wholeOnly}");
+        Assert.True(Math.Abs(plain - wholeOnly) > 10 * Math.Abs(heavy - wholeOnly), $"the plain mean {plain} is as close to the whole image alone {wholeOnly} as weight 1000 {heavy}");
+    }
+
+    [Fact]
     public void Cutout_blur_spares_the_first_view_softens_the_others_and_is_reproducible_and_batch_independent()
     {
         // The blur itself: view 0 exactly as it was; the others smoother (random pixels lose spread) but with the same
