@@ -40,13 +40,16 @@ public sealed class EvalCliTests : IDisposable
         var judge = TrainTinyJudge();
         var grid = Path.Combine(_dir, "grid.png");
         var (code, stdout, stderr) = Run("eval", "--generator", generator, "--clip", clip, "--judge", judge,
-            "--limit", "2", "--seeds", "2", "--steps", "2", "--samples", "16", "--judge-faces", "16", "--batch", "4", "--grid", grid, "--json");
+            "--limit", "2", "--seeds", "2", "--first-seed", "3", "--steps", "2", "--samples", "16", "--judge-faces", "16", "--batch", "4", "--grid", grid, "--json");
         Assert.True(code == 0, stderr);
 
         var json = JsonNode.Parse(stdout.TrimEnd().Split('\n')[^1])!.AsObject();
         var prompts = json["prompts"]!.AsObject();
         Assert.Equal(2, prompts["prompt_count"]!.GetValue<int>());
         Assert.Equal(4, prompts["jobs"]!.GetValue<int>());
+        // Seeds set aside for tuning: the first prompt's seeds 3 and 4, not the evaluation's 0 and 1.
+        Assert.Equal(3, prompts["first_seed"]!.GetValue<int>());
+        Assert.Equal([3L, 4L], prompts["per_prompt"]![0]!["seeds"]!.AsArray().Select(n => n!.GetValue<long>()));
         Assert.InRange(prompts["optimised_accuracy"]!.GetValue<double>(), 0, 1);
         Assert.InRange(prompts["baseline_accuracy"]!.GetValue<double>(), 0, 1);
         Assert.Equal(9, json["judge"]!["accuracy"]!.AsObject().Count);

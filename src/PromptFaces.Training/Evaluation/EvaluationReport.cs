@@ -90,6 +90,9 @@ public sealed record PromptFigures(
 
     /// <summary>The optimisation every job ran.</summary>
     public OptimisationUsed? Optimisation { get; init; }
+
+    /// <summary>The index of each prompt's first seed: 0 for the evaluation's own seeds, higher for seeds set aside to tune on.</summary>
+    public int FirstSeed { get; init; }
 }
 
 /// <summary>The settings of the evaluated optimisation, so an accuracy is never read without the settings behind it.</summary>

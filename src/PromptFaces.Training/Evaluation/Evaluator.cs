@@ -17,6 +17,7 @@ namespace PromptFaces.Training.Evaluation;
 public sealed record EvaluationOptions
 {
     public int SeedsPerPrompt { get; init; } = 3;         // jobs per prompt; each seed draws its own starting face
+    public int FirstSeed { get; init; }                   // index k of each prompt's first seed: 0 is the evaluation's; higher gives seeds it never uses, to tune on
     public int? PromptLimit { get; init; }                // an evenly spread subset of the prompts; null: all
     public int BatchSize { get; init; } = 8;              // jobs co-batched per engine step
     public int RealismSamples { get; init; } = 1_000;     // generator samples and renders each, for the Fréchet distances; 0 skips realism
@@ -34,6 +35,7 @@ public sealed record EvaluationOptions
     public string? Validate()
     {
         if (SeedsPerPrompt < 1 || SeedsPerPrompt > 1000) return $"Seeds per prompt must be between 1 and 1000 (got {SeedsPerPrompt}).";
+        if (FirstSeed < 0 || FirstSeed + SeedsPerPrompt > 1000) return $"The first seed must be at least 0 and leave room for the seeds below 1000 (got {FirstSeed} with {SeedsPerPrompt} seeds).";
         if (PromptLimit is < 1) return $"The prompt limit must be at least 1 (got {PromptLimit}).";
         if (BatchSize < 1) return $"The batch size must be at least 1 (got {BatchSize}).";
         if (RealismSamples < 0 || RealismSamples == 1) return $"Realism needs at least 2 samples, or 0 to skip it (got {RealismSamples}).";
@@ -142,7 +144,7 @@ public sealed class Evaluator
         int seeds = _options.SeedsPerPrompt;
         var settings = _options.Optimisation;
         var jobs = chosen.SelectMany((c, p) => Enumerable.Range(0, seeds).Select(k =>
-            (Id: $"{p}/{k}", Prompt: p, K: k, Seed: EvaluationOptions.SeedFor(c.Index, k)))).ToList();
+            (Id: $"{p}/{k}", Prompt: p, K: k, Seed: EvaluationOptions.SeedFor(c.Index, _options.FirstSeed + k)))).ToList();
 
         // The baseline: the very face each job starts from.
         var startImages = new Tensor[jobs.Count];
@@ -254,6 +256,7 @@ public sealed class Evaluator
             Math.Round(secondsPerStep, 3), _options.BatchSize, PromptGoal, optimised >= PromptGoal, perPrompt)
         {
             Optimisation = OptimisationUsed.From(settings),
+            FirstSeed = _options.FirstSeed,
             ClipReading = new ClipReadingFigures(
                 Round((double)clipBaseHits.Sum() / allChecks), Round((double)clipFinalHits.Sum() / allChecks),
                 Round((double)clipAgree / allChecks), Round((double)clipOnly / allChecks),
