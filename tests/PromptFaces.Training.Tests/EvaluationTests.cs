@@ -269,7 +269,7 @@ public sealed class EvaluationTests : IDisposable
     // ---- The evaluation ----
 
     [Fact]
-    public void Baseline_faces_are_exactly_the_optimisers_starting_faces()
+    public void Baseline_faces_are_exactly_the_faces_a_best_of_one_optimisation_starts_from()
     {
         using var models = TinyRandomModels();
         using var judge = new AttributeJudge(TinyJudge);
@@ -277,7 +277,7 @@ public sealed class EvaluationTests : IDisposable
         using var engine = new CoBatchedOptimiser(models);
         // One step: the best latent seen is the start, scored before the first update.
         foreach (var seed in new long[] { 0, 1001 })
-            engine.Enqueue(new OptimisationRequest($"s{seed}", new OptimisationSettings { Prompts = [new WeightedPrompt("a man")], Seed = seed, Steps = 1, PreviewSize = 0 }));
+            engine.Enqueue(new OptimisationRequest($"s{seed}", new OptimisationSettings { Prompts = [new WeightedPrompt("a man")], Seed = seed, Steps = 1, Starts = 1, PreviewSize = 0 }));
         var outcomes = engine.RunToCompletion().OrderBy(o => o.JobId).ToArray();
         using var starts = evaluator.StartImages([0, 1001]);
         Assert.True(starts.narrow(0, 0, 1).allclose(outcomes[0].Image!.clamp(-1, 1), rtol: 0, atol: 1e-5));

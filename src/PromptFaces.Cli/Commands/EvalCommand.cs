@@ -143,7 +143,7 @@ internal static class EvalCommand
         using var image = SampleGrid.Grid(all, 2 * seeds);
         SampleGrid.Save(path, image, new Dictionary<string, string>
         {
-            ["Description"] = $"promptfaces eval: one row per prompt, {seeds} starting faces then the {seeds} optimised faces",
+            ["Description"] = $"promptfaces eval: one row per prompt, the {seeds} seeds' first draws then the {seeds} optimised faces",
         });
     }
 

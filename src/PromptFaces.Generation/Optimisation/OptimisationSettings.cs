@@ -39,7 +39,8 @@ public static class LatentSpaceNames
 /// accuracy, faces closer to the training data). The latents are one shared w (W) at Adam 0.2 and CLIP's views are
 /// crops down to half the side: on the shipped pair the judge found the prompt's attributes more often that way than
 /// with a free w per layer (W+) at 0.05 and views down to 70%, because one shared w cannot be pushed apart, layer by
-/// layer, into faces that satisfy CLIP alone (see models/README.md).
+/// layer, into faces that satisfy CLIP alone. Each job starts from the best of 4 faces drawn for its seed (the one CLIP
+/// finds closest to the prompt): one shared w moves less freely, so where it starts matters (see models/README.md).
 /// </summary>
 public sealed record OptimisationSettings
 {
@@ -48,7 +49,7 @@ public sealed record OptimisationSettings
     public int Steps { get; init; } = 100;                  // maximum number of Adam steps
     public double TruncationPsi { get; init; } = 0.7;       // start latent: w_avg + psi (w − w_avg)
     public int? TruncationCutoff { get; init; }             // truncate only the first ws when set
-    public int Starts { get; init; } = 1;                   // best-of-N: render N candidates, keep the one CLIP likes most
+    public int Starts { get; init; } = 4;                   // best-of-N: render N candidates, keep the one CLIP likes most
     public double LearningRate { get; init; } = 0.2;        // peak Adam learning rate in the latent space
     public double WarmupFraction { get; init; } = 0.05;     // linear ramp-up over this fraction of the steps
     public double RampDownFraction { get; init; } = 0.25;   // cosine ramp-down over the final fraction of the steps

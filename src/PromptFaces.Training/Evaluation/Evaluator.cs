@@ -146,7 +146,8 @@ public sealed class Evaluator
         var jobs = chosen.SelectMany((c, p) => Enumerable.Range(0, seeds).Select(k =>
             (Id: $"{p}/{k}", Prompt: p, K: k, Seed: EvaluationOptions.SeedFor(c.Index, _options.FirstSeed + k)))).ToList();
 
-        // The baseline: the very face each job starts from.
+        // The baseline: each seed's first draw, a random face: what chance gets right. A best-of-1 job starts from exactly
+        // this face; with best of N the optimiser starts from the one of the seed's N draws CLIP likes most.
         var startImages = new Tensor[jobs.Count];
         for (int j = 0; j < jobs.Count; j += 16)
         {
@@ -276,8 +277,9 @@ public sealed class Evaluator
     }
 
     /// <summary>
-    /// The starting faces of jobs with these seeds, exactly as the optimiser draws them (one best-of-1 start): z from
-    /// the seed's own generator, mapping with truncation, synthesis with constant noise. (N, 3, R, R) on the CPU.
+    /// The first face each of these seeds draws, exactly as the optimiser draws it: z from the seed's own generator,
+    /// mapping with truncation, synthesis with constant noise. A best-of-1 job starts from this face; best of N draws
+    /// it first among N. (N, 3, R, R) on the CPU.
     /// </summary>
     public Tensor StartImages(IReadOnlyList<long> seeds, double psi = 0.7, int? cutoff = null)
     {

@@ -15,8 +15,8 @@ public sealed record JobRequest
     /// <summary>The engine's default (OptimisationSettings.LearningRate), which a test keeps in step.</summary>
     public double LearningRate { get; init; } = 0.2;
     public int Cutouts { get; init; } = 8;
-    /// <summary>Best-of-N starting faces.</summary>
-    public int Starts { get; init; } = 1;
+    /// <summary>Best-of-N starting faces: the engine's default (OptimisationSettings.Starts), which a test keeps in step.</summary>
+    public int Starts { get; init; } = 4;
 }
 
 /// <summary>Checks a <see cref="JobRequest"/> and says, per field, what to change.</summary>
