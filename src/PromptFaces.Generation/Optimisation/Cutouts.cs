@@ -36,7 +36,8 @@ public static class Cutouts
     /// <summary>
     /// The weights, summing to 1, of a job's <paramref name="count"/> views in its guidance loss: the whole image (view 0)
     /// counts <paramref name="wholeViewWeight"/> crops, so 1 is the plain mean. Small crops mostly show the face; a heavier
-    /// whole view keeps what only the whole image shows (the background around the head) in the gradient.
+    /// whole view gives more say to what only the whole image shows, such as the background around the head (on the
+    /// shipped pair it did not help: see models/README.md).
     /// </summary>
     public static float[] Weights(int count, double wholeViewWeight)
     {
