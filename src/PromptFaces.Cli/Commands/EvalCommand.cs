@@ -168,7 +168,7 @@ internal static class EvalCommand
 
         var p = report.Prompts;
         sb.AppendLine(inv, $"prompt accuracy: {p.PromptCount} prompts x {p.SeedsPerPrompt} seeds, {p.Steps} steps, {p.AttributeChecks} attribute checks (goal {Pct(p.Goal)}: {(p.MeetsGoal ? "met" : "NOT met")})");
-        if (p.FirstSeed > 0) sb.AppendLine(inv, $"  seeds from index {p.FirstSeed}: not the evaluation's own seeds (0 to 2)");
+        if (p.FirstSeed > 0) sb.AppendLine(inv, $"  seeds {p.FirstSeed} to {p.FirstSeed + p.SeedsPerPrompt - 1} of each prompt (a default evaluation runs seeds 0 to 2)");
         sb.AppendLine(inv, $"  {"",-22} {"start",8} {"optimised",10}");
         sb.AppendLine(inv, $"  {"stated attributes",-22} {Pct(p.BaselineAccuracy),8} {Pct(p.OptimisedAccuracy),10}");
         sb.AppendLine(inv, $"  {"all stated, per face",-22} {Pct(p.BaselineAllStated),8} {Pct(p.OptimisedAllStated),10}");
